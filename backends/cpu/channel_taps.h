@@ -1,0 +1,87 @@
+// The taps of one channel as small index tables, built once per channel from its plan and the
+// padding. The row kernels read only these tables: the padding (compiled policy or, later, a
+// runtime table) is consulted here and nowhere in the inner loops.
+#pragma once
+#include <vector>
+
+#include "shift_plan.h"
+
+namespace shiftzoo::cpu {
+
+struct Span {
+  int64_t begin, end;
+};
+
+// Output positions x whose taps x + offset + t (0 <= t < K) all lie in [0, n).
+inline Span interior(int64_t n, int64_t offset, int K) {
+  const int64_t begin = std::clamp<int64_t>(-offset, 0, n);
+  const int64_t end = std::clamp<int64_t>(n - offset - (K - 1), begin, n);
+  return {begin, end};
+}
+
+template <typename A>  // the accumulation type of the kernels
+struct ChannelTaps {
+  // Leading axes (D, H): which input rows an output row reads.
+  int kd = 1, kh = 1;
+  std::vector<int64_t> src_z, src_y;  // [D][kd], [H][kh]: input index or kZeroTap
+  int64_t offset_y = 0;               // src_y[y * kh + b] == y + offset_y + b for y in inner_y
+  Span inner_y{0, 0};
+  // Last axis (W): tap t of output x reads x + offset + t inside `inner`; the few positions
+  // outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e].
+  int kw = 1;
+  int64_t offset = 0;
+  Span inner{0, 0};
+  std::vector<int64_t> edge_x, edge_src;
+  // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
+  std::vector<A> weight;
+
+  template <class Padding>
+  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Padding& pad) {
+    const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
+    kd = plan.support[0];
+    kh = plan.support[1];
+    kw = plan.support[2];
+    auto axis_sources = [&](std::vector<int64_t>& src, const AxisTaps& taps, int k, int64_t n) {
+      src.resize(n * k);
+      for (int64_t i = 0; i < n; ++i)
+        for (int t = 0; t < k; ++t) src[i * k + t] = pad.map(i + taps.offset + t, n);
+    };
+    axis_sources(src_z, td, kd, g.size[0]);
+    axis_sources(src_y, th, kh, g.size[1]);
+    offset_y = th.offset;
+    inner_y = interior(g.size[1], offset_y, kh);
+
+    const int64_t W = g.size[2];
+    offset = tw.offset;
+    inner = interior(W, offset, kw);
+    edge_x.clear();
+    edge_src.clear();
+    for (int64_t x = 0; x < W; ++x) {
+      if (x == inner.begin) x = inner.end;
+      if (x >= W) break;
+      edge_x.push_back(x);
+      for (int t = 0; t < kw; ++t) edge_src.push_back(pad.map(x + offset + t, W));
+    }
+    weight.resize(int64_t{kd} * kh * kw);
+    for (int a = 0; a < kd; ++a)
+      for (int b = 0; b < kh; ++b)
+        for (int t = 0; t < kw; ++t)
+          weight[(a * kh + b) * kw + t] = static_cast<A>(td.w[a] * th.w[b] * tw.w[t]);
+  }
+
+  // Calls fn(src_flat_row, lead_index) for each input row (not a zero tap) that output row
+  // (z, y) reads; lead_index = a * kh + b picks the weights.
+  template <class Fn>
+  void for_each_source_row(int64_t z, int64_t y, int64_t H, Fn&& fn) const {
+    for (int a = 0; a < kd; ++a) {
+      const int64_t sz = src_z[z * kd + a];
+      if (sz == kZeroTap) continue;
+      for (int b = 0; b < kh; ++b) {
+        const int64_t sy = src_y[y * kh + b];
+        if (sy != kZeroTap) fn(sz * H + sy, a * kh + b);
+      }
+    }
+  }
+};
+
+}  // namespace shiftzoo::cpu

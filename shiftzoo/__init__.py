@@ -1,0 +1,19 @@
+"""shiftzoo: per-channel shift layers for PyTorch, the zero-FLOP replacement for depthwise
+convolution (GroupedShift, ActiveShift, Sparse Shift Layer and the blocks built from them)."""
+from . import _extension
+from . import functional, reference, registry
+from .registry import PluginInfo, list_interps, list_paddings
+
+if _extension.available():
+    from . import _ops  # noqa: F401  (fake kernels and autograd of the compiled ops)
+
+__version__ = "0.1.0"
+
+
+def has_extension() -> bool:
+    """Whether the compiled operators are in use (otherwise the slow pure-PyTorch reference is)."""
+    return _extension.available()
+
+
+__all__ = ["functional", "reference", "registry", "PluginInfo", "list_paddings", "list_interps",
+           "has_extension", "__version__"]

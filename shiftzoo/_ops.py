@@ -1,0 +1,55 @@
+"""Fake kernels and autograd for the compiled ops, registered from Python (as torchvision does)
+so that torch.compile and torch.export see ``shiftzoo::shift`` as one node.
+
+Imported by the package only when the extension is loaded.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._validation import check_shift_args
+
+
+@torch.library.register_fake("shiftzoo::shift")
+def _shift_fake(input: Tensor, shifts: Tensor, padding: str, interp: str, grad_interp: str) -> Tensor:
+    check_shift_args(input, shifts)
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("shiftzoo::shift_backward")
+def _shift_backward_fake(grad_output: Tensor, input: Optional[Tensor], shifts: Tensor, padding: str,
+                         interp: str, grad_interp: str, input_grad: bool, shifts_grad: bool
+                         ) -> Tuple[Tensor, Tensor]:
+    like = input if input is not None else grad_output
+    grad_input = torch.empty_like(like) if input_grad else grad_output.new_empty(0)
+    grad_shifts = torch.empty_like(shifts) if shifts_grad else shifts.new_empty(0)
+    return grad_input, grad_shifts
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    input, shifts, ctx.padding, ctx.interp, ctx.grad_interp = inputs
+    # The input is kept only when the shift gradient will need it (GroupedShift keeps nothing).
+    ctx.save_for_backward(input if shifts.requires_grad else None, shifts)
+
+
+def _shift_backward(ctx, grad_output: Tensor):
+    input, shifts = ctx.saved_tensors
+    input_grad, shifts_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    grad_input, grad_shifts = torch.ops.shiftzoo.shift_backward(
+        grad_output, input, shifts, ctx.padding, ctx.interp, ctx.grad_interp, input_grad, shifts_grad)
+    return (grad_input if input_grad else None, grad_shifts if shifts_grad else None, None, None, None)
+
+
+torch.library.register_autograd("shiftzoo::shift", _shift_backward, setup_context=_setup_context)
+
+
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "shiftzoo.shift: double backward (differentiating the gradient again, e.g. "
+        "create_graph=True followed by another backward) is not supported")
+
+
+torch.library.register_autograd("shiftzoo::shift_backward", _no_double_backward)

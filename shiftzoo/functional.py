@@ -1,0 +1,47 @@
+"""The functional form of every shift layer."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _extension, reference, registry
+from ._validation import check_shift_args
+
+__all__ = ["shift"]
+
+
+def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "linear",
+          grad_interp: Optional[str] = None) -> Tensor:
+    """Shifts every channel of ``input`` by its own real-valued displacement.
+
+    ``out[n, c, x] = input[n, c, x - shifts[c]]`` (the sign of ``torch.roll``: a positive shift
+    moves content toward higher indices), sampled with ``interp`` and with ``padding`` deciding
+    what every tap outside the tensor reads. See DESIGN.md §2 for the exact definition.
+
+    Args:
+        input: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``; float32/64, float16,
+            bfloat16; any strides (the output keeps the input's memory format).
+        shifts: ``(C, d)``, one real shift per channel and spatial axis (column ``k`` for spatial
+            axis ``k``), any floating dtype, finite, of any size.
+        padding: ``"zeros"``, ``"border"``, ``"periodic"``, ``"reflect"``, ``"symmetric"`` (see
+            :func:`shiftzoo.list_paddings`).
+        interp: ``"nearest"`` (the shift rounded half to even, as ``torch.round``), ``"linear"``,
+            ``"cubic"`` (see :func:`shiftzoo.list_interps`).
+        grad_interp: the interpolation whose derivative gives the gradient to ``shifts``;
+            ``None`` means ``interp``'s own (zero for nearest). SparseShift is
+            ``interp="nearest", grad_interp="linear"``.
+
+    The gradient to ``input`` is the exact adjoint of the forward for every padding. Gradients
+    that are not required cost nothing. Double backward is not supported.
+    """
+    check_shift_args(input, shifts)
+    padding = registry.get_padding(padding).name
+    interp = registry.get_interp(interp).name
+    grad_interp = interp if grad_interp is None else registry.get_interp(grad_interp).name
+    if _extension.available():
+        return torch.ops.shiftzoo.shift(input, shifts, padding, interp, grad_interp)
+    if not torch.isfinite(shifts).all():
+        raise ValueError("shiftzoo.shift: shifts must be finite, got non-finite values")
+    return reference.shift(input, shifts, padding, interp, grad_interp)

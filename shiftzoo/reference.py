@@ -1,0 +1,288 @@
+"""Pure-PyTorch reference implementation of the per-channel shift (DESIGN.md §2).
+
+This module is the float64 ground truth the compiled kernels are tested against, and the slow
+fallback used when the compiled extension is missing. It is written for clarity, not speed.
+
+Semantics, per spatial axis of length ``n`` and per channel with real shift ``s``::
+
+    out[x] = sum_k w_k(f) * in[P(x + o + t_k)]
+
+* even support ``K`` (linear, cubic): ``o = floor(-s)``, ``f = -s - o`` in ``[0, 1)`` and the taps are
+  ``t_k = -(K/2 - 1) ... K/2``, i.e. the taps ``floor(p) - (K/2 - 1) ... floor(p) + K/2`` around ``p = x - s``;
+* odd support ``K`` (nearest): the *shift* is rounded half to even (``torch.round``), ``o = -round(s)``,
+  ``f = -s - o`` in ``[-1/2, 1/2]`` and the taps are ``t_k = -(K-1)/2 ... (K-1)/2``;
+* ``P`` is the padding function: it maps any integer index to ``[0, n)`` or to ``-1`` (zero).
+
+Interpolation is separable: the axes are shifted one after another. Gradients come from plain
+autograd: ``gather``'s backward accumulates (the exact adjoint for every padding), and the shift
+gradient comes from the weights' dependence on ``f`` (``df/ds = -1``); tap indices are integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Interp",
+    "INTERPS",
+    "PADDINGS",
+    "pad_zeros",
+    "pad_border",
+    "pad_periodic",
+    "pad_reflect",
+    "pad_symmetric",
+    "shift",
+    "shift_axis",
+]
+
+PaddingFn = Callable[[Tensor, int], Tensor]
+
+
+# --------------------------------------------------------------------------------------------
+# Paddings: (i: LongTensor of any integers, n) -> index in [0, n), or -1 for "zero".
+# Each carries ``period(n)``: the period of the index map, or 0 if it saturates beyond the axis.
+# --------------------------------------------------------------------------------------------
+
+def _with_period(period: Callable[[int], int]) -> Callable[[PaddingFn], PaddingFn]:
+    """Attach ``fn.period = period`` (0 = not periodic: saturates beyond the axis)."""
+
+    def attach(fn: PaddingFn) -> PaddingFn:
+        fn.period = period  # type: ignore[attr-defined]
+        return fn
+
+    return attach
+
+
+@_with_period(lambda n: 0)
+def pad_zeros(i: Tensor, n: int) -> Tensor:
+    """``0 0 | a b c d | 0 0``: outside indices read zero."""
+    return torch.where((i >= 0) & (i < n), i, torch.full_like(i, -1))
+
+
+@_with_period(lambda n: 0)
+def pad_border(i: Tensor, n: int) -> Tensor:
+    """``a a | a b c d | d d``: clamp to the edge."""
+    return i.clamp(0, n - 1)
+
+
+@_with_period(lambda n: n)
+def pad_periodic(i: Tensor, n: int) -> Tensor:
+    """``c d | a b c d | a b``: wrap around (as ``torch.roll``)."""
+    return torch.remainder(i, n)
+
+
+@_with_period(lambda n: 2 * (n - 1) if n > 1 else 1)
+def pad_reflect(i: Tensor, n: int) -> Tensor:
+    """``c b | a b c d | c b``: mirror without repeating the edge (period ``2(n-1)``; n = 1 -> 0)."""
+    if n == 1:
+        return torch.zeros_like(i)
+    period = 2 * (n - 1)
+    m = torch.remainder(i, period)
+    return torch.where(m < n, m, period - m)
+
+
+@_with_period(lambda n: 2 * n)
+def pad_symmetric(i: Tensor, n: int) -> Tensor:
+    """``b a | a b c d | d c``: mirror repeating the edge (period ``2n``)."""
+    period = 2 * n
+    m = torch.remainder(i, period)
+    return torch.where(m < n, m, period - 1 - m)
+
+
+PADDINGS: dict[str, PaddingFn] = {
+    "zeros": pad_zeros,
+    "border": pad_border,
+    "periodic": pad_periodic,
+    "reflect": pad_reflect,
+    "symmetric": pad_symmetric,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Interpolations: weights(f) -> f.shape + (K,), pure torch ops (differentiable).
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Interp:
+    """An interpolation of ``support`` taps; ``weights(f)`` returns ``f.shape + (support,)``.
+
+    For even support, ``f`` in ``[0, 1)`` is the distance from the tap ``floor(p)``; for odd support
+    ``f`` in ``[-1/2, 1/2]`` is the distance from the centre tap (the rounded shift).
+    """
+
+    name: str
+    support: int
+    weights: Callable[[Tensor], Tensor]
+
+
+def _nearest_weights(f: Tensor) -> Tensor:
+    # Constant 1, but still attached to f so that the (exactly zero) shift gradient exists.
+    return (torch.ones_like(f) + 0.0 * f).unsqueeze(-1)
+
+
+def _linear_weights(f: Tensor) -> Tensor:
+    return torch.stack((1.0 - f, f), dim=-1)
+
+
+_KEYS_A = -0.75  # the F.grid_sample(mode="bicubic") convention
+
+
+def _keys_near(x: Tensor) -> Tensor:
+    """Keys kernel for |x| <= 1."""
+    return ((_KEYS_A + 2.0) * x - (_KEYS_A + 3.0)) * x * x + 1.0
+
+
+def _keys_far(x: Tensor) -> Tensor:
+    """Keys kernel for 1 < |x| < 2."""
+    return ((_KEYS_A * x - 5.0 * _KEYS_A) * x + 8.0 * _KEYS_A) * x - 4.0 * _KEYS_A
+
+
+def _cubic_weights(f: Tensor) -> Tensor:
+    # taps floor(p) - 1, floor(p), floor(p) + 1, floor(p) + 2 at distances 1+f, f, 1-f, 2-f
+    return torch.stack((_keys_far(1.0 + f), _keys_near(f), _keys_near(1.0 - f), _keys_far(2.0 - f)), dim=-1)
+
+
+INTERPS: dict[str, Interp] = {
+    "nearest": Interp("nearest", 1, _nearest_weights),
+    "linear": Interp("linear", 2, _linear_weights),
+    "cubic": Interp("cubic", 4, _cubic_weights),
+}
+
+
+def _resolve_padding(padding: Union[str, PaddingFn]) -> PaddingFn:
+    if callable(padding):
+        return padding
+    if padding not in PADDINGS:
+        raise ValueError(f"unknown padding {padding!r}; expected one of {sorted(PADDINGS)}")
+    return PADDINGS[padding]
+
+
+def _resolve_interp(interp: Union[str, Interp]) -> Interp:
+    if isinstance(interp, Interp):
+        return interp
+    if interp not in INTERPS:
+        raise ValueError(f"unknown interp {interp!r}; expected one of {sorted(INTERPS)}")
+    return INTERPS[interp]
+
+
+# --------------------------------------------------------------------------------------------
+# The shift
+# --------------------------------------------------------------------------------------------
+
+def _offsets(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
+    """Integer offset ``o`` (int64, reduced so it fits) and fraction ``f`` (float64) per channel."""
+    neg = -shifts.to(torch.float64)
+    whole = (torch.floor(neg) if support % 2 == 0 else torch.round(neg)).detach()
+    frac = neg - whole  # df/ds = -1
+    period_of = getattr(padding_fn, "period", None)
+    period = int(period_of(n)) if period_of is not None else None
+    if period is not None and period > 0:
+        whole = torch.fmod(whole, period)  # exact in float64; the padding repeats with this period
+    elif period == 0:
+        # Saturating padding: beyond this every tap is outside the axis on the same side anyway.
+        whole = whole.clamp(-(n + support), n + support)
+    # period None (a plugin without ``period``): used as is; it must then fit in int64.
+    return whole.to(torch.int64), frac
+
+
+def shift_axis(
+    input: Tensor,
+    shifts: Tensor,
+    axis: int,
+    padding_fn: Union[str, PaddingFn],
+    interp: Union[str, Interp],
+) -> Tensor:
+    """Shift every channel of ``input`` ``(N, C, *S)`` along one spatial axis.
+
+    ``axis`` indexes the spatial dims (0 is tensor dim 2); ``shifts`` has shape ``(C,)``:
+    ``out[n, c, ..., x, ...] = in[n, c, ..., x - shifts[c], ...]`` sampled with ``interp`` and
+    ``padding_fn`` applied to every tap. Computed in ``input.dtype`` (floating or complex).
+    """
+    padding_fn = _resolve_padding(padding_fn)
+    interp = _resolve_interp(interp)
+    dim = 2 + axis
+    n = input.shape[dim]
+    channels = input.shape[1]
+    support = interp.support
+
+    whole, frac = _offsets(shifts, n, padding_fn, support)
+    weight_dtype = input.dtype.to_real() if input.dtype.is_complex else input.dtype
+    weights = interp.weights(frac.to(weight_dtype))  # (C, K)
+
+    first_tap = -((support - 1) // 2)  # even K: -(K/2 - 1); odd K: -(K - 1)/2
+    taps = torch.arange(first_tap, first_tap + support, device=input.device)
+    positions = torch.arange(n, device=input.device)
+    raw = positions.view(1, n, 1) + whole.to(input.device).view(channels, 1, 1) + taps.view(1, 1, support)
+    index = padding_fn(raw, n) if n > 0 else raw  # (C, n, K), -1 = zero
+    inside = index >= 0
+
+    moved = input.movedim(dim, -1)  # (N, C, *rest, n)
+    lead = (1, channels) + (1,) * (moved.dim() - 3)
+    gathered = torch.take_along_dim(moved, index.clamp(min=0).reshape(lead + (n * support,)), dim=-1)
+    gathered = gathered.unflatten(-1, (n, support))  # (N, C, *rest, n, K)
+    zero = torch.zeros((), dtype=input.dtype, device=input.device)
+    gathered = torch.where(inside.view(lead + (n, support)), gathered, zero)
+    out = (gathered * weights.view(lead + (1, support))).sum(-1)
+    return out.movedim(-1, dim)
+
+
+def _shift_all_axes(input: Tensor, shifts: Tensor, padding_fn: PaddingFn, interp: Interp) -> Tensor:
+    out = input
+    for axis in range(shifts.shape[1]):
+        out = shift_axis(out, shifts[:, axis], axis, padding_fn, interp)
+    return out
+
+
+def shift(
+    input: Tensor,
+    shifts: Tensor,
+    padding: Union[str, PaddingFn] = "zeros",
+    interp: Union[str, Interp] = "linear",
+    grad_interp: Union[str, Interp, None] = None,
+) -> Tensor:
+    """Per-channel shift of ``input`` ``(N, C, *S)`` (1 to 3 spatial dims) by ``shifts`` ``(C, d)``.
+
+    ``out[n, c, x] = in[n, c, x - shifts[c]]`` (the sign of ``torch.roll``), sampled with ``interp``
+    (``"nearest"`` rounds the shift half to even, ``"linear"``, ``"cubic"``) and ``padding``
+    (``"zeros"``, ``"border"``, ``"periodic"``, ``"reflect"``, ``"symmetric"``, or a padding function).
+
+    ``grad_interp`` (None = ``interp``) names the interpolation whose derivative gives the gradient
+    to the shifts; when it differs, a straight-through construction keeps the output and the input
+    gradient of ``interp`` (e.g. SparseShift: ``interp="nearest", grad_interp="linear"``).
+
+    float16/bfloat16 are computed in float32, integer/bool inputs in float64 (rounded back);
+    the result has ``input``'s dtype.
+    """
+    padding_fn = _resolve_padding(padding)
+    interp = _resolve_interp(interp)
+    grad_interp = interp if grad_interp is None else _resolve_interp(grad_interp)
+    if not 3 <= input.dim() <= 5:
+        raise ValueError(f"input must be (N, C, *S) with 1 to 3 spatial dims, got shape {tuple(input.shape)}")
+    expected = (input.shape[1], input.dim() - 2)
+    if tuple(shifts.shape) != expected:
+        raise ValueError(f"shifts must have shape {expected} for input {tuple(input.shape)}, got {tuple(shifts.shape)}")
+
+    dtype = input.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        work = input.to(torch.float32)
+    elif dtype.is_floating_point or dtype.is_complex:
+        work = input
+    else:
+        work = input.to(torch.float64)
+
+    if grad_interp is interp:
+        out = _shift_all_axes(work, shifts, padding_fn, interp)
+    else:
+        value = _shift_all_axes(work, shifts.detach(), padding_fn, interp)
+        surrogate = _shift_all_axes(work.detach(), shifts, padding_fn, grad_interp)
+        out = value + (surrogate - surrogate.detach())
+
+    if work.dtype is dtype:
+        return out
+    if not (dtype.is_floating_point or dtype.is_complex):
+        out = torch.round(out)
+    return out.to(dtype)
