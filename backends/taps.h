@@ -17,16 +17,18 @@ struct AxisTaps {
   double dw[kMaxSupport] = {};    // d w[t] / d shift
 };
 
-// Brings the offset of tap 0 into a small range without changing what any tap reads, so that
-// shifts of any size (1e30 included) never overflow an index: periodic paddings repeat every
-// `period` indices, saturating ones (period 0) read the same beyond n + K on either side.
-SHIFTZOO_HD int64_t reduce_offset(double first_tap, int64_t n, int support, int64_t period) {
+// Brings an integer part `whole` (floor(-s), or -round(s)) into a small range without changing
+// what any tap reads, so that shifts of any size (1e30 included) never overflow an index:
+// periodic paddings repeat every `period` indices, saturating ones (period 0) read the same
+// beyond n + K on either side. Reduced before the tap offsets are added: -1e30 - 1 == -1e30.
+SHIFTZOO_HD int64_t reduce_whole(double whole, int64_t n, int support, int64_t period) {
   if (period > 0) {
-    first_tap = fmod(first_tap, static_cast<double>(period));  // exact in floating point
+    whole = fmod(whole, static_cast<double>(period));  // exact in floating point
   } else {
-    first_tap = fmin(fmax(first_tap, -static_cast<double>(n + support)), static_cast<double>(n));
+    const double reach = static_cast<double>(n + support);
+    whole = fmin(fmax(whole, -reach), reach);
   }
-  return static_cast<int64_t>(first_tap);
+  return static_cast<int64_t>(whole);
 }
 
 // The taps of `Interp` for a shift `s` on an axis of length n. Output x samples p = x - s, so
@@ -36,20 +38,19 @@ template <class Interp, class Padding>
 SHIFTZOO_HD AxisTaps make_axis_taps(double s, int64_t n, const Padding& pad) {
   constexpr int K = Interp::support;
   AxisTaps taps;
-  double first_tap = 0.0;
+  double whole = 0.0;
   double f = 0.0;
   if (K == 1) {
-    first_tap = -rint(s);  // rint rounds half to even in the default rounding mode
+    whole = -rint(s);  // rint rounds half to even in the default rounding mode
   } else {
-    const double floor_p = floor(-s);
-    f = -s - floor_p;
-    first_tap = floor_p - (K / 2 - 1);
+    whole = floor(-s);
+    f = -s - whole;
   }
   double dwdf[kMaxSupport];
   Interp::weights(f, taps.w);
   Interp::dweights(f, dwdf);
   for (int t = 0; t < K; ++t) taps.dw[t] = -dwdf[t];
-  taps.offset = reduce_offset(first_tap, n, K, pad.period(n));
+  taps.offset = reduce_whole(whole, n, K, pad.period(n)) - (K == 1 ? 0 : K / 2 - 1);
   return taps;
 }
 

@@ -3,30 +3,16 @@ finite differences), never against itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-try:
-    from shiftzoo import reference
-except Exception:  # package not there (yet) or not importable: load the file itself
-    _path = pathlib.Path(__file__).resolve().parents[1] / "shiftzoo" / "reference.py"
-    _spec = importlib.util.spec_from_file_location("shiftzoo_reference", _path)
-    reference = importlib.util.module_from_spec(_spec)
-    sys.modules["shiftzoo_reference"] = reference  # dataclasses need the module registered
-    _spec.loader.exec_module(reference)
+from shiftzoo import reference
 
-PADDING_NAMES = ["zeros", "border", "periodic", "reflect", "symmetric"]
-F64 = torch.float64
-
-
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from helpers import (F64, GRID_PADDINGS, fractional_shifts, gen, grid_sample_shift,
+                     pad_slice_per_channel, roll_per_channel)
+from helpers import PADDINGS as PADDING_NAMES
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,32 +105,6 @@ def test_padding_huge_indices(name):
 # Integer shifts: torch.roll and F.pad
 # ----------------------------------------------------------------------------------------------
 
-def _roll_per_channel(x: torch.Tensor, int_shifts: list[list[int]]) -> torch.Tensor:
-    d = x.dim() - 2
-    chans = [torch.roll(x[:, c], shifts=tuple(int_shifts[c]), dims=tuple(range(1, d + 1)))
-             for c in range(x.shape[1])]
-    return torch.stack(chans, 1)
-
-
-def _pad_slice_per_channel(x: torch.Tensor, int_shifts: list[list[int]]) -> torch.Tensor:
-    """Zero-padded integer shift: pad generously with zeros, then slice (out[x] = in[x - s])."""
-    d = x.dim() - 2
-    spatial = x.shape[2:]
-    chans = []
-    for c in range(x.shape[1]):
-        margin = [abs(s) + 1 for s in int_shifts[c]]
-        pad = []
-        for k in reversed(range(d)):  # F.pad lists the last dim first
-            pad += [margin[k], margin[k]]
-        padded = F.pad(x[:, c], pad)
-        index = [slice(None)]
-        for k in range(d):
-            start = margin[k] - int_shifts[c][k]
-            index.append(slice(start, start + spatial[k]))
-        chans.append(padded[tuple(index)])
-    return torch.stack(chans, 1)
-
-
 INT_CASES = [
     ((2, 3, 7), [[1], [-3], [16]]),
     ((2, 3, 5, 6), [[0, 1], [-7, 2], [13, -12]]),
@@ -155,74 +115,38 @@ INT_CASES = [
 @pytest.mark.parametrize("shape, int_shifts", INT_CASES)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_integer_periodic_equals_roll(shape, int_shifts, interp):
-    x = torch.randn(shape, dtype=F64, generator=_gen(1))
+    x = torch.randn(shape, dtype=F64, generator=gen(1))
     s = torch.tensor(int_shifts, dtype=F64)
-    assert torch.equal(reference.shift(x, s, "periodic", interp), _roll_per_channel(x, int_shifts))
+    assert torch.equal(reference.shift(x, s, "periodic", interp), roll_per_channel(x, int_shifts))
 
 
 @pytest.mark.parametrize("shape, int_shifts", INT_CASES)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_integer_zeros_equals_pad_slice(shape, int_shifts, interp):
-    x = torch.randn(shape, dtype=F64, generator=_gen(2))
+    x = torch.randn(shape, dtype=F64, generator=gen(2))
     s = torch.tensor(int_shifts, dtype=F64)
-    assert torch.equal(reference.shift(x, s, "zeros", interp), _pad_slice_per_channel(x, int_shifts))
+    assert torch.equal(reference.shift(x, s, "zeros", interp), pad_slice_per_channel(x, int_shifts))
 
 
 def test_shift_axis_single_axis_equals_roll():
-    x = torch.randn(2, 3, 4, 5, 6, dtype=F64, generator=_gen(3))
+    x = torch.randn(2, 3, 4, 5, 6, dtype=F64, generator=gen(3))
     s = torch.tensor([2.0, -1.0, 7.0], dtype=F64)
     got = reference.shift_axis(x, s, 1, reference.PADDINGS["periodic"], reference.INTERPS["linear"])
-    assert torch.equal(got, _roll_per_channel(x, [[0, 2, 0], [0, -1, 0], [0, 7, 0]]))
+    assert torch.equal(got, roll_per_channel(x, [[0, 2, 0], [0, -1, 0], [0, 7, 0]]))
 
 
 # ----------------------------------------------------------------------------------------------
 # Fractional shifts against F.grid_sample
 # ----------------------------------------------------------------------------------------------
 
-def _grid_sample_shift(x, s, mode, padding_mode, align_corners):
-    """Per-channel shift through F.grid_sample: each (n, c) plane becomes its own image."""
-    N, C = x.shape[:2]
-    spatial = x.shape[2:]
-    d = len(spatial)
-    planes = x.reshape((N * C, 1) + tuple(spatial))
-    axes = torch.meshgrid(*[torch.arange(n, dtype=x.dtype) for n in spatial], indexing="ij")
-    coords = []
-    for k in range(d):
-        p = axes[k].unsqueeze(0) - s[:, k].view((C,) + (1,) * d)  # real sample position x - s
-        n = spatial[k]
-        coords.append(2 * p / (n - 1) - 1 if align_corners else (2 * p + 1) / n - 1)
-    grid = torch.stack(coords[::-1], dim=-1)  # grid_sample wants (x, y[, z]) = last axis first
-    grid = grid.repeat((N,) + (1,) * (d + 1))
-    out = F.grid_sample(planes, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-    return out.reshape(x.shape)
-
-
-def _fractional_shifts(C, d, seed):
-    g = _gen(seed)
-    s = torch.rand(C, d, dtype=F64, generator=g) * 8 - 4
-    s[::2] = torch.rand(len(s[::2]), d, dtype=F64, generator=g) * 40 - 20  # larger than the axis
-    return s
-
-
-# (padding, grid_sample padding_mode, align_corners): these agree exactly on every tap.
-GRID_PADDINGS = [
-    ("zeros", "zeros", True),
-    ("zeros", "zeros", False),
-    ("border", "border", True),
-    ("border", "border", False),
-    ("reflect", "reflection", True),      # reflection about 0 and n-1 (no edge repeat)
-    ("symmetric", "reflection", False),   # reflection about -1/2 and n-1/2 (edge repeated)
-]
-
-
 @pytest.mark.parametrize("padding, mode_pad, ac", GRID_PADDINGS)
 @pytest.mark.parametrize("interp, mode", [("linear", "bilinear"), ("cubic", "bicubic")])
 def test_2d_matches_grid_sample(padding, mode_pad, ac, interp, mode):
     # bicubic applies the padding to each of the 4x4 taps (not to the sample point), like the
     # reference, so it matches exactly for all of zeros, border and both reflections.
-    x = torch.randn(2, 5, 6, 7, dtype=F64, generator=_gen(4))
-    s = _fractional_shifts(5, 2, 5)
-    want = _grid_sample_shift(x, s, mode, mode_pad, ac)
+    x = torch.randn(2, 5, 6, 7, dtype=F64, generator=gen(4))
+    s = fractional_shifts(5, 2, 5)
+    want = grid_sample_shift(x, s, mode, mode_pad, ac)
     torch.testing.assert_close(reference.shift(x, s, padding, interp), want, atol=1e-10, rtol=0)
 
 
@@ -231,22 +155,22 @@ def test_2d_matches_grid_sample(padding, mode_pad, ac, interp, mode):
 def test_1d_matches_grid_sample(padding, mode_pad, ac, interp, mode):
     # 1D as an image of height 1 (shift 0 on that axis); align_corners=True needs length > 1, so the
     # height-1 axis only appears with align_corners=False.
-    x = torch.randn(2, 4, 9, dtype=F64, generator=_gen(6))
-    s = _fractional_shifts(4, 1, 7)
+    x = torch.randn(2, 4, 9, dtype=F64, generator=gen(6))
+    s = fractional_shifts(4, 1, 7)
     if ac:
         x2 = x.unsqueeze(2).expand(2, 4, 2, 9).contiguous()
     else:
         x2 = x.unsqueeze(2)
     s2 = torch.cat((torch.zeros(4, 1, dtype=F64), s), 1)
-    want = _grid_sample_shift(x2, s2, mode, mode_pad, ac)[:, :, 0]
+    want = grid_sample_shift(x2, s2, mode, mode_pad, ac)[:, :, 0]
     torch.testing.assert_close(reference.shift(x, s, padding, interp), want, atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("padding, mode_pad, ac", GRID_PADDINGS)
 def test_3d_linear_matches_grid_sample(padding, mode_pad, ac):
-    x = torch.randn(1, 3, 4, 5, 6, dtype=F64, generator=_gen(8))
-    s = _fractional_shifts(3, 3, 9)
-    want = _grid_sample_shift(x, s, "bilinear", mode_pad, ac)  # trilinear for 5D input
+    x = torch.randn(1, 3, 4, 5, 6, dtype=F64, generator=gen(8))
+    s = fractional_shifts(3, 3, 9)
+    want = grid_sample_shift(x, s, "bilinear", mode_pad, ac)  # trilinear for 5D input
     torch.testing.assert_close(reference.shift(x, s, padding, "linear"), want, atol=1e-10, rtol=0)
 
 
@@ -278,11 +202,11 @@ def test_nearest_rounds_half_to_even():
     rounded = [0, 2, 0, 2, -2, -2, 4, 0, 1]  # written out by hand
     assert torch.round(torch.tensor(halves)).tolist() == rounded  # the convention users can reproduce
     C = len(halves)
-    x = torch.randn(2, C, 11, dtype=F64, generator=_gen(10))
+    x = torch.randn(2, C, 11, dtype=F64, generator=gen(10))
     s = torch.tensor(halves, dtype=F64).view(C, 1)
     ints = [[r] for r in rounded]
-    assert torch.equal(reference.shift(x, s, "periodic", "nearest"), _roll_per_channel(x, ints))
-    assert torch.equal(reference.shift(x, s, "zeros", "nearest"), _pad_slice_per_channel(x, ints))
+    assert torch.equal(reference.shift(x, s, "periodic", "nearest"), roll_per_channel(x, ints))
+    assert torch.equal(reference.shift(x, s, "zeros", "nearest"), pad_slice_per_channel(x, ints))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -292,26 +216,26 @@ def test_nearest_rounds_half_to_even():
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_huge_periodic_equals_exact_roll(interp):
     n = 7
-    x = torch.randn(2, 4, n, dtype=F64, generator=_gen(11))
+    x = torch.randn(2, 4, n, dtype=F64, generator=gen(11))
     values = [1e30, -1e30, 3.0e20 + 2**20, float(torch.tensor(1e30, dtype=torch.float32))]
     s = torch.tensor(values, dtype=F64).view(4, 1)
     ints = [[int(v) % n] for v in values]  # exact integer arithmetic on the float's value
     assert [[int(math.fmod(v, n)) % n] for v in values] == ints
-    assert torch.equal(reference.shift(x, s, "periodic", interp), _roll_per_channel(x, ints))
+    assert torch.equal(reference.shift(x, s, "periodic", interp), roll_per_channel(x, ints))
 
 
 def test_huge_float32_shifts():
     n = 6
-    x = torch.randn(1, 2, n, generator=_gen(12))
+    x = torch.randn(1, 2, n, generator=gen(12))
     s = torch.tensor([[1e30], [-3e38]], dtype=torch.float32)
     ints = [[int(float(v)) % n] for v in s[:, 0]]
-    assert torch.equal(reference.shift(x, s, "periodic", "linear"), _roll_per_channel(x, ints))
+    assert torch.equal(reference.shift(x, s, "periodic", "linear"), roll_per_channel(x, ints))
 
 
 @pytest.mark.parametrize("interp, reach", [("nearest", 0.5), ("linear", 0.0), ("cubic", 1.0)])
 def test_huge_zeros_and_border(interp, reach):
     n = 5
-    x = torch.randn(2, 7, n, dtype=F64, generator=_gen(13)) + 10
+    x = torch.randn(2, 7, n, dtype=F64, generator=gen(13)) + 10
     # Beyond n + reach every tap with a nonzero weight is outside the axis.
     values = [n + reach, -(n + reach), n + reach + 0.3, 1e30, -1e30, 12345.6, -12345.6]
     s = torch.tensor(values, dtype=F64).view(7, 1)
@@ -326,7 +250,7 @@ def test_huge_zeros_and_border(interp, reach):
 @pytest.mark.parametrize("padding", ["reflect", "symmetric"])
 def test_huge_mirrors_equal_python_indexing(padding):
     n = 5
-    x = torch.randn(1, 3, n, dtype=F64, generator=_gen(14))
+    x = torch.randn(1, 3, n, dtype=F64, generator=gen(14))
     values = [1e30, -1e30, 2.0**70 + 2.0**20]
     s = torch.tensor(values, dtype=F64).view(3, 1)
     want = torch.stack([x[0, c, [_py_pad(padding, i - int(v), n) for i in range(n)]]
@@ -340,7 +264,7 @@ def test_huge_mirrors_equal_python_indexing(padding):
 # ----------------------------------------------------------------------------------------------
 
 def _shifts_off_integers(C, d, seed):
-    g = _gen(seed)
+    g = gen(seed)
     whole = torch.randint(-3, 4, (C, d), generator=g).to(F64)
     frac = 0.2 + 0.6 * torch.rand(C, d, dtype=F64, generator=g)
     return whole + frac
@@ -350,13 +274,13 @@ def _shifts_off_integers(C, d, seed):
 @pytest.mark.parametrize("interp", ["linear", "cubic"])
 @pytest.mark.parametrize("shape", [(2, 3, 5), (1, 2, 4, 5)])
 def test_gradcheck(padding, interp, shape):
-    x = torch.randn(shape, dtype=F64, generator=_gen(15)).requires_grad_()
+    x = torch.randn(shape, dtype=F64, generator=gen(15)).requires_grad_()
     s = _shifts_off_integers(shape[1], len(shape) - 2, 16).requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: reference.shift(a, b, padding, interp), (x, s))
 
 
 def test_gradcheck_3d_linear_and_nearest():
-    x = torch.randn(1, 2, 3, 4, 3, dtype=F64, generator=_gen(17)).requires_grad_()
+    x = torch.randn(1, 2, 3, 4, 3, dtype=F64, generator=gen(17)).requires_grad_()
     s = _shifts_off_integers(2, 3, 18).requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: reference.shift(a, b, "reflect", "linear"), (x, s))
     # nearest: piecewise constant in s, so the exact shift derivative is 0 (fractions are away from .5)
@@ -377,9 +301,9 @@ def test_gradient_descent_sign():
 
 @pytest.mark.parametrize("padding", PADDING_NAMES)
 def test_straight_through(padding):
-    x = torch.randn(2, 3, 5, 6, dtype=F64, generator=_gen(19))
+    x = torch.randn(2, 3, 5, 6, dtype=F64, generator=gen(19))
     s0 = torch.tensor([[0.4, 1.6], [-2.3, 0.5], [7.2, -1.5]], dtype=F64)
-    upstream = torch.randn(2, 3, 5, 6, dtype=F64, generator=_gen(20))
+    upstream = torch.randn(2, 3, 5, 6, dtype=F64, generator=gen(20))
 
     def grads(interp, grad_interp):
         xi = x.clone().requires_grad_()
@@ -399,7 +323,7 @@ def test_straight_through(padding):
     s_round = torch.round(s0)
     ints = [[int(v) for v in row] for row in s_round.tolist()]
     if padding == "periodic":
-        assert torch.equal(out_st, _roll_per_channel(x, ints))
+        assert torch.equal(out_st, roll_per_channel(x, ints))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -408,8 +332,8 @@ def test_straight_through(padding):
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2), (torch.bfloat16, 5e-2)])
 def test_low_precision_dtypes(dtype, tol):
-    x = torch.randn(2, 3, 5, 6, dtype=F64, generator=_gen(21))
-    s = _fractional_shifts(3, 2, 22)
+    x = torch.randn(2, 3, 5, 6, dtype=F64, generator=gen(21))
+    s = fractional_shifts(3, 2, 22)
     want = reference.shift(x.to(dtype).to(F64), s.to(dtype).to(F64), "border", "cubic")
     got = reference.shift(x.to(dtype), s.to(dtype), "border", "cubic")
     assert got.dtype == dtype
@@ -417,16 +341,16 @@ def test_low_precision_dtypes(dtype, tol):
 
 
 def test_integer_input_nearest_equals_roll():
-    x = torch.randint(-100, 100, (2, 3, 6), generator=_gen(23))
+    x = torch.randint(-100, 100, (2, 3, 6), generator=gen(23))
     s = torch.tensor([[1.0], [-2.6], [8.0]])
     out = reference.shift(x, s, "periodic", "nearest")
     assert out.dtype == torch.int64
-    assert torch.equal(out, _roll_per_channel(x, [[1], [-3], [8]]))
+    assert torch.equal(out, roll_per_channel(x, [[1], [-3], [8]]))
 
 
 def test_layouts_give_identical_results():
-    x = torch.randn(2, 6, 5, 7, dtype=F64, generator=_gen(24))
-    s = _fractional_shifts(6, 2, 25)
+    x = torch.randn(2, 6, 5, 7, dtype=F64, generator=gen(24))
+    s = fractional_shifts(6, 2, 25)
     want = reference.shift(x, s, "symmetric", "cubic")
     cl = x.contiguous(memory_format=torch.channels_last)
     assert torch.equal(reference.shift(cl, s, "symmetric", "cubic"), want)
@@ -444,7 +368,7 @@ def test_batch_zero_and_length_one_axes():
     assert out.shape == (0, 2, 4, 5)
     out.sum().backward()
     assert torch.equal(s.grad, torch.zeros_like(s))
-    x = torch.randn(3, 2, 1, 1, dtype=F64, generator=_gen(26))
+    x = torch.randn(3, 2, 1, 1, dtype=F64, generator=gen(26))
     s1 = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=F64)
     assert torch.equal(reference.shift(x, s1, "zeros", "linear"), torch.zeros_like(x))  # shifted out
     for padding in ("border", "periodic", "reflect", "symmetric"):
@@ -477,6 +401,6 @@ def test_runtime_plugins_through_the_reference():
         return (i % n + n) % n
 
     lin = reference.Interp("mylinear", 2, lambda f: torch.stack((1 - f, f), -1))
-    x = torch.randn(2, 3, 6, dtype=F64, generator=_gen(27))
+    x = torch.randn(2, 3, 6, dtype=F64, generator=gen(27))
     assert torch.equal(reference.shift(x, torch.tensor([[2.0], [-1.0], [13.0]], dtype=F64), wrap, lin),
-                       _roll_per_channel(x, [[2], [-1], [13]]))
+                       roll_per_channel(x, [[2], [-1], [13]]))

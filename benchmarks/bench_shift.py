@@ -1,0 +1,450 @@
+"""Speed of ``shiftzoo.functional.shift`` against the ops it is meant to replace.
+
+Run from the repository root (``shiftzoo`` must be importable)::
+
+    python benchmarks/bench_shift.py [--quick]
+    python benchmarks/bench_shift.py --shapes 32x256x1024 4x32x16x56x56 --threads 2 --json out.json
+
+Every row is one shift variant on one input shape. All candidates run in ONE process on the SAME
+input tensors, interleaved: each round runs every candidate of a row group once (round-robin, the
+starting candidate rotating per round), after a few warm-up rounds, and the per-candidate median
+of R rounds is reported (``time.perf_counter``). The interleaving spreads machine noise and
+allocator-state drift over all candidates alike. Reported ratios (op time / baseline time):
+
+* ``×clone``: to ``x.clone()`` of the same tensor, the floor for any op returning a new tensor;
+* ``×dwconv``: to the depthwise convolution with kernel 3 that a shift layer replaces
+  (``F.conv{1,2,3}d(x, w, padding=1, groups=C)``), forward for forward rows and
+  forward+backward (input and weight gradients) for forward+backward rows;
+* ``×best-pytorch``: to the best pure-PyTorch equivalent: per-channel-group slicing into a zero
+  tensor (integer shifts, ``zeros``), ``torch.roll`` (``periodic``), ``F.pad`` + crop
+  (``border``, ``reflect``), and per-channel ``F.grid_sample`` for interpolated shifts.
+
+Forward+backward rows time ``y = op(x); y.backward(g)`` with a pre-made ``g``; gradients are
+reset to ``None`` (outside the timed region) before every run. Row kinds:
+
+* ``ssl``: SparseShift, ``interp="nearest", grad_interp="linear"``, real shifts in [-2, 2);
+* ``grouped``: GroupedShift (ShiftNet), nearest, frozen integer shifts in {-1, 0, 1} assigned to
+  contiguous channel groups; only the input gradient is computed;
+* ``active``: ActiveShift, ``interp="linear"`` (or ``"cubic"``), real shifts in [-2, 2).
+
+This is a measurement tool: it asserts nothing about time. Before timing, each pure-PyTorch
+comparator's forward is checked against the op's and any mismatch is printed; any error raised by
+a candidate is reported in place of its timing.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from shiftzoo.functional import shift
+
+Fn = Callable[[Tensor], Tensor]
+Selector = Union[slice, Tensor]
+PADDINGS = ("zeros", "border", "periodic", "reflect", "symmetric")
+DEFAULT_SHAPES = ("32x64x56x56", "8x256x28x28")
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+TORCH_PAD_MODE = {"border": "replicate", "reflect": "reflect"}  # symmetric: no torch equivalent
+
+
+# ------------------------------------------------------------------------------------------------
+# Pure-PyTorch comparators
+# ------------------------------------------------------------------------------------------------
+
+def channel_groups(int_shifts: Tensor) -> list[tuple[tuple[int, ...], Selector]]:
+    """Channels grouped by equal integer shift: ``(shift, slice if contiguous else index)``."""
+    keys, inverse = torch.unique(int_shifts.long(), dim=0, return_inverse=True)
+    groups = []
+    for k, key in enumerate(keys.tolist()):
+        idx = (inverse == k).nonzero().flatten()
+        lo, hi = int(idx[0]), int(idx[-1]) + 1
+        groups.append((tuple(key), slice(lo, hi) if hi - lo == idx.numel() else idx))
+    return groups
+
+
+def shift_pytorch(x: Tensor, groups: Sequence[tuple[tuple[int, ...], Selector]],
+                  padding: str) -> Tensor:
+    """Integer per-channel shift ``out[:, c, p] = x[:, c, p - s_c]`` with plain PyTorch ops."""
+    spatial, dims = x.shape[2:], tuple(range(2, x.dim()))
+    if padding == "periodic":
+        out = torch.empty_like(x)
+        for key, sel in groups:
+            out[:, sel] = torch.roll(x[:, sel], key, dims)
+        return out
+    if padding in TORCH_PAD_MODE:
+        p = max(abs(v) for key, _ in groups for v in key)
+        xp = F.pad(x, [p] * (2 * len(spatial)), mode=TORCH_PAD_MODE[padding])
+        out = torch.empty_like(x)
+        for key, sel in groups:
+            out[:, sel] = xp[(slice(None), sel, *(slice(p - s, p - s + n)
+                                                  for s, n in zip(key, spatial)))]
+        return out
+    assert padding == "zeros", padding
+    out = torch.zeros_like(x)
+    for key, sel in groups:
+        if any(abs(s) >= n for s, n in zip(key, spatial)):
+            continue  # shifted entirely out: stays zero
+        dst = (slice(max(s, 0), n + min(s, 0)) for s, n in zip(key, spatial))
+        src = (slice(max(-s, 0), n - max(s, 0)) for s, n in zip(key, spatial))
+        out[(slice(None), sel, *dst)] = x[(slice(None), sel, *src)]
+    return out
+
+
+class GridSampleShift:
+    """Per-channel real shift with ``F.grid_sample`` on ``(N*C, 1, *S)`` (zeros padding).
+
+    1D inputs are lifted to 2D with a height of one. ``grid(shifts)`` is differentiable in
+    ``shifts``; the base coordinate grid is built once here.
+    """
+
+    def __init__(self, shape: Sequence[int], mode: str, dtype: torch.dtype):
+        n, c, *spatial = shape
+        self.n, self.c, self.mode = n, c, mode
+        self.lifted = len(spatial) == 1
+        self.sizes = [1, *spatial] if self.lifted else list(spatial)
+        axes = [torch.arange(s, dtype=torch.float64) for s in self.sizes]
+        coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).flip(-1)  # x (last axis) first
+        scale = 2.0 / (torch.tensor(self.sizes, dtype=torch.float64).flip(0) - 1).clamp(min=1)
+        self.base = (coords * scale - 1).to(dtype)
+        self.scale = scale.to(dtype)
+
+    def grid(self, shifts: Tensor) -> Tensor:
+        s = shifts.to(self.base.dtype)
+        if self.lifted:
+            s = torch.cat([s.new_zeros(self.c, 1), s], 1)
+        d = len(self.sizes)
+        g = self.base - (s.flip(-1) * self.scale).view(self.c, *[1] * d, d)  # (C, *S, d)
+        return g.expand(self.n, *g.shape).reshape(self.n * self.c, *self.sizes, d)
+
+    def __call__(self, x: Tensor, grid: Tensor) -> Tensor:
+        y = F.grid_sample(x.reshape(self.n * self.c, 1, *self.sizes), grid, mode=self.mode,
+                          padding_mode="zeros", align_corners=True)
+        return y.reshape(x.shape)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rows, candidates and interleaved timing
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class RowSpec:
+    """One row: a shiftzoo forward and (optionally) a pure-PyTorch comparator of it."""
+    name: str
+    op: Fn
+    leaves: tuple[Tensor, ...] = ()           # parameters besides x whose gradient is computed
+    best: Optional[Fn] = None
+    best_name: str = "—"
+
+
+@dataclass
+class RowResult:
+    shape: str
+    group: str
+    row: str
+    op_ms: Optional[float] = None
+    clone_ms: Optional[float] = None
+    dwconv_ms: Optional[float] = None
+    best_ms: Optional[float] = None
+    best_name: str = "—"
+    check_max_abs_diff: Optional[float] = None  # |op - best| on the forward, before timing
+    errors: list[str] = field(default_factory=list)
+
+    def ratio(self, base_ms: Optional[float]) -> Optional[float]:
+        return None if self.op_ms is None or base_ms is None else self.op_ms / base_ms
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "x_clone": self.ratio(self.clone_ms),
+                "x_dwconv": self.ratio(self.dwconv_ms), "x_best_pytorch": self.ratio(self.best_ms)}
+
+
+@dataclass
+class Candidate:
+    run: Callable[[], object]
+    reset: Callable[[], None]
+
+
+def make_candidate(fn: Fn, x: Tensor, backward: bool, leaves: Sequence[Tensor],
+                   g: Optional[Tensor]) -> Candidate:
+    """``fn(x)``, or ``fn(x).backward(g)`` with the gradients of ``x`` and ``leaves`` reset."""
+    if not backward:
+        return Candidate(run=lambda: fn(x), reset=lambda: None)
+    params = (x, *leaves)
+
+    def reset() -> None:
+        for p in params:
+            p.grad = None
+
+    return Candidate(run=lambda: fn(x).backward(g), reset=reset)
+
+
+def interleaved_medians(cands: dict[str, Candidate], rounds: int, warmup: int) -> dict[str, float]:
+    """Median ms per candidate; each round runs every candidate once, rotating the start."""
+    names = list(cands)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(warmup + rounds):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                cand = cands[name]
+                cand.reset()
+                t0 = time.perf_counter()
+                out = cand.run()
+                t1 = time.perf_counter()
+                del out
+                if r >= warmup:
+                    times[name].append((t1 - t0) * 1e3)
+    finally:
+        gc.enable()
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def describe_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+def run_group(shape_str: str, group: str, x: Tensor, backward: bool, rows: Sequence[RowSpec],
+              conv_w: Tensor, rounds: int, warmup: int) -> list[RowResult]:
+    """Times one row group: clone, the depthwise conv and every row's op and comparator."""
+    xg = x.detach().requires_grad_(backward)  # same storage as x
+    g = torch.randn_like(x) if backward else None
+    w = conv_w.detach().requires_grad_(backward)
+    c = x.shape[1]
+    cands = {"clone": make_candidate(torch.clone, x, False, (), None),
+             "dwconv": make_candidate(lambda t: CONV[x.dim() - 2](t, w, padding=1, groups=c),
+                                      xg, backward, (w,), g)}
+    results = []
+    for row in rows:
+        res = RowResult(shape_str, group, row.name, best_name=row.best_name)
+        results.append(res)
+        fns = {"op": row.op} | ({"best": row.best} if row.best is not None else {})
+        outs = {}
+        for kind, fn in fns.items():
+            try:
+                with torch.no_grad():
+                    outs[kind] = fn(x)
+                cand = make_candidate(fn, xg, backward, row.leaves, g)
+                cand.reset()
+                cand.run()  # fails here if the backward does
+                cands[f"{kind}:{row.name}"] = cand
+            except Exception as e:  # a measurement tool: report, keep going
+                res.errors.append(f"{kind}: {describe_error(e)}")
+        if len(outs) == 2:
+            res.check_max_abs_diff = (outs["op"].float() - outs["best"].float()).abs().max().item()
+    medians = interleaved_medians(cands, rounds, warmup)
+    for res in results:
+        res.clone_ms, res.dwconv_ms = medians["clone"], medians["dwconv"]
+        res.op_ms = medians.get(f"op:{res.row}")
+        res.best_ms = medians.get(f"best:{res.row}")
+        if res.best_ms is None:
+            res.best_name = "—"
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Row definitions
+# ------------------------------------------------------------------------------------------------
+
+def shiftnet_shifts(c: int, d: int) -> Tensor:
+    """ShiftNet assignment: the 3**d directions in {-1, 0, 1}**d on contiguous channel groups,
+    the remainder channels joining the (last) zero-shift group."""
+    dirs = [v for v in itertools.product((-1, 0, 1), repeat=d) if any(v)] + [(0,) * d]
+    per = c // len(dirs)
+    s = torch.zeros(c, d)
+    for k, v in enumerate(dirs[:-1]):
+        s[k * per:(k + 1) * per] = torch.tensor(v, dtype=s.dtype)
+    return s
+
+
+def sz(shifts: Tensor, padding: str = "zeros", interp: str = "nearest",
+       grad_interp: Optional[str] = None) -> Fn:
+    return lambda t: shift(t, shifts, padding=padding, interp=interp, grad_interp=grad_interp)
+
+
+def build_rows(shape: Sequence[int], dtype: torch.dtype, all_paddings: bool
+               ) -> dict[str, tuple[bool, bool, list[RowSpec]]]:
+    """Row groups for one shape: ``group -> (backward, channels_last, rows)``."""
+    c, d = shape[1], len(shape) - 2
+    real = torch.empty(c, d).uniform_(-2, 2)               # SSL / Active
+    real_g = real.clone().requires_grad_(True)
+    grp = shiftnet_shifts(c, d)                            # Grouped (frozen)
+    ssl_groups, grp_groups = channel_groups(torch.round(real)), channel_groups(grp)
+    linear = GridSampleShift(shape, "bilinear", dtype)
+    linear_grid = linear.grid(real)                        # forward rows: built once, untimed
+
+    def slicing(groups, padding="zeros") -> tuple[Fn, str]:
+        if padding == "zeros":
+            return (lambda t: shift_pytorch(t, groups, padding)), "slicing"
+        if padding == "periodic":
+            return (lambda t: shift_pytorch(t, groups, padding)), "roll"
+        if padding in TORCH_PAD_MODE:
+            return (lambda t: shift_pytorch(t, groups, padding)), "pad+crop"
+        return None, "—"
+
+    def ssl_fwd(padding: str, suffix: str = "") -> RowSpec:
+        best, best_name = slicing(ssl_groups, padding)
+        label = "" if padding == "zeros" else f" ({padding})"
+        return RowSpec(f"ssl fwd{label}{suffix}", sz(real, padding, "nearest", "linear"),
+                       best=best, best_name=best_name)
+
+    def active_linear_fwd(suffix: str = "") -> RowSpec:
+        return RowSpec(f"active linear fwd{suffix}", sz(real, interp="linear"),
+                       best=lambda t: linear(t, linear_grid), best_name="grid_sample")
+
+    cubic_best = {}
+    if d == 2:  # grid_sample has bicubic for 4-D inputs only
+        cubic = GridSampleShift(shape, "bicubic", dtype)
+        cubic_grid = cubic.grid(real)
+        cubic_best = dict(best=lambda t: cubic(t, cubic_grid), best_name="grid_sample")
+
+    fwd = [ssl_fwd("zeros")]
+    fwd += [ssl_fwd(p) for p in PADDINGS[1:]] if all_paddings else []
+    fwd += [active_linear_fwd(), RowSpec("active cubic fwd", sz(real, interp="cubic"), **cubic_best)]
+    grp_best, _ = slicing(grp_groups)
+    fwd_bwd = [
+        RowSpec("ssl fwd+bwd", sz(real_g, "zeros", "nearest", "linear"), leaves=(real_g,)),
+        RowSpec("grouped fwd+bwd", sz(grp), best=grp_best, best_name="slicing"),
+        RowSpec("active linear fwd+bwd", sz(real_g, interp="linear"), leaves=(real_g,),
+                best=lambda t: linear(t, linear.grid(real_g)), best_name="grid_sample"),
+    ]
+    groups = {"fwd": (False, False, fwd), "fwd+bwd": (True, False, fwd_bwd)}
+    if d == 2:
+        groups["fwd channels_last"] = (False, True, [ssl_fwd("zeros", " [channels_last]"),
+                                                      active_linear_fwd(" [channels_last]")])
+    return groups
+
+
+def bench_shape(shape: Sequence[int], dtype: torch.dtype, all_paddings: bool, rounds: int,
+                warmup: int) -> list[RowResult]:
+    shape_str = "x".join(map(str, shape))
+    x = torch.randn(*shape, dtype=dtype)
+    w = torch.randn(shape[1], 1, *[3] * (len(shape) - 2), dtype=dtype)
+    x_cl = x.contiguous(memory_format=torch.channels_last) if len(shape) == 4 else None
+    results = []
+    for group, (backward, cl, rows) in build_rows(shape, dtype, all_paddings).items():
+        xin = x_cl if cl else x
+        wg = w.contiguous(memory_format=torch.channels_last) if cl else w
+        results += run_group(shape_str, group, xin, backward, rows, wg, rounds, warmup)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Reporting
+# ------------------------------------------------------------------------------------------------
+
+def machine_info(threads: int) -> dict:
+    model = None
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        model = next((l.split(":", 1)[1].strip() for l in out.splitlines()
+                      if l.startswith("Model name")), None)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"processor": platform.processor(), "cpu_model": model, "machine": platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": threads}
+
+
+def fmt_ratio(r: Optional[float]) -> str:
+    return "—" if r is None else f"{r:.2f}"
+
+
+def markdown_table(results: Sequence[RowResult]) -> str:
+    lines = ["| shape | row | op ms | ×clone | ×dwconv | ×best-pytorch |",
+             "|---|---|--:|--:|--:|--:|"]
+    for r in results:
+        if r.op_ms is None:
+            op = f"error ({'; '.join(e for e in r.errors if e.startswith('op'))})"
+        else:
+            op = f"{r.op_ms:.3f}"
+        best = fmt_ratio(r.ratio(r.best_ms))
+        best = best if best == "—" else f"{best} ({r.best_name})"
+        lines.append(f"| {r.shape} | {r.row} | {op} | {fmt_ratio(r.ratio(r.clone_ms))} | "
+                     f"{fmt_ratio(r.ratio(r.dwconv_ms))} | {best} |")
+    return "\n".join(lines)
+
+
+def notes(results: Sequence[RowResult], tol: float) -> list[str]:
+    out = []
+    seen = set()
+    for r in results:
+        key = (r.shape, r.group)
+        if key not in seen:
+            seen.add(key)
+            out.append(f"{r.shape} {r.group}: clone {r.clone_ms:.3f} ms, "
+                       f"dwconv{' fwd+bwd' if 'bwd' in r.group else ''} {r.dwconv_ms:.3f} ms")
+        out += [f"ERROR {r.shape} {r.row}: {e}" for e in r.errors]
+        if r.check_max_abs_diff is not None and r.check_max_abs_diff > tol:
+            out.append(f"MISMATCH {r.shape} {r.row}: max |op - {r.best_name}| = "
+                       f"{r.check_max_abs_diff:.3g} (forward, before timing)")
+    return out
+
+
+def parse_shape(s: str) -> tuple[int, ...]:
+    shape = tuple(int(v) for v in s.lower().split("x"))
+    if not 3 <= len(shape) <= 5:
+        raise argparse.ArgumentTypeError(f"shape {s!r}: need N x C x 1-3 spatial sizes")
+    return shape
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shapes", nargs="+", type=parse_shape, default=None,
+                    help=f"NxCx... shapes, default {' '.join(DEFAULT_SHAPES)}")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 25; 3 quick)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
+    ap.add_argument("--quick", action="store_true", help="few rounds, for smoke testing")
+    ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    shapes = args.shapes or [parse_shape(s) for s in DEFAULT_SHAPES]
+    rounds = args.rounds or (3 if args.quick else 25)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    dtype = getattr(torch, args.dtype)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    info = machine_info(torch.get_num_threads())
+
+    t_start = time.perf_counter()
+    results: list[RowResult] = []
+    for i, shape in enumerate(shapes):
+        results += bench_shape(shape, dtype, all_paddings=(i == 0), rounds=rounds, warmup=warmup)
+    elapsed = time.perf_counter() - t_start
+
+    print(f"shiftzoo.shift on {info['cpu_model'] or info['processor']}, torch {info['torch']}, "
+          f"{info['threads']} threads, {args.dtype}; medians of {rounds} interleaved rounds "
+          f"(+{warmup} warm-up), {elapsed:.0f} s.")
+    print("Ratios = op time / baseline time (lower is better). ×clone: to x.clone() (the floor). "
+          "×dwconv < 1 means faster than the depthwise 3-tap conv it replaces (fwd rows: conv fwd; "
+          "fwd+bwd rows: conv fwd+bwd). ×best-pytorch: to the pure-PyTorch way named.\n")
+    print(markdown_table(results))
+    print()
+    for line in notes(results, tol=1e-3 if dtype == torch.float32 else 5e-2):
+        print(f"- {line}")
+    if args.json:
+        payload = {"machine": info, "config": {"shapes": ["x".join(map(str, s)) for s in shapes],
+                                               "dtype": args.dtype, "rounds": rounds,
+                                               "warmup": warmup, "seed": args.seed,
+                                               "elapsed_s": elapsed},
+                   "rows": [r.to_json() for r in results]}
+        with open(args.json, "w") as f:
+            json.dump(payload, f, indent=2)
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

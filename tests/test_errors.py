@@ -1,0 +1,64 @@
+"""Every rejection names what was expected and what came."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from shiftzoo.functional import shift
+
+X = torch.randn(2, 3, 4, 5)
+S = torch.zeros(3, 2)
+
+
+@pytest.mark.parametrize("x, s, match", [
+    (torch.randn(3, 4), torch.zeros(4, 0), r"expected input of shape \(N, C, L\).*got 2 dimensions"),
+    (torch.randn(1, 2, 3, 4, 5, 6), torch.zeros(2, 4), r"got 6 dimensions"),
+    (X, torch.zeros(4, 2), r"channel mismatch: expected shifts of shape \(C, d\) = \(3, 2\).*got \(4, 2\)"),
+    (X, torch.zeros(3, 3), r"expected shifts of shape \(C, d\) = \(3, 2\).*got \(3, 3\)"),
+    (X, torch.zeros(6), r"expected shifts of shape \(C, d\) = \(3, 2\).*got \(6,\)"),
+    (X.long(), S, r"expected a floating-point input, got torch.int64"),
+    (X, S.long(), r"expected floating-point shifts, got torch.int64"),
+    (X, S.to("meta"), r"input is on cpu but shifts are on meta"),
+])
+def test_bad_arguments(x, s, match):
+    with pytest.raises(ValueError, match=match):
+        shift(x, s)
+
+
+def test_not_a_tensor():
+    with pytest.raises(TypeError, match="shifts must be a torch.Tensor, got list"):
+        shift(X, [[0.0, 0.0]] * 3)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_shifts(bad):
+    s = S.clone()
+    s[1, 1] = bad
+    with pytest.raises(ValueError, match=r"shifts must be finite, got .* for channel 1, spatial axis 1"):
+        shift(X, s)
+
+
+def test_unknown_padding_lists_valid_names_and_closest():
+    with pytest.raises(ValueError, match=r"unknown padding 'reflection' \(did you mean 'reflect'\?\); "
+                                         r"expected one of: border, periodic, reflect, symmetric, zeros"):
+        shift(X, S, padding="reflection")
+
+
+def test_unknown_interp_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown interp 'bilinear' \(did you mean 'linear'\?\); "
+                                         r"expected one of: cubic, linear, nearest"):
+        shift(X, S, interp="bilinear")
+    with pytest.raises(ValueError, match=r"unknown interp 'lanczos'"):
+        shift(X, S, grad_interp="lanczos")
+
+
+def test_the_op_itself_checks_its_arguments():
+    """torch.ops.shiftzoo.shift called directly (no Python checks) still refuses bad input."""
+    with pytest.raises(ValueError, match=r"expected shifts of shape \(C, d\) = \(3, 2\)"):
+        torch.ops.shiftzoo.shift(X, torch.zeros(2, 2), "zeros", "linear", "linear")
+    with pytest.raises(ValueError, match=r"unknown padding 'nope'; expected one of: border, "):
+        torch.ops.shiftzoo.shift(X, S, "nope", "linear", "linear")
+    with pytest.raises(ValueError, match=r"unknown interp 'nope'"):
+        torch.ops.shiftzoo.shift(X, S, "zeros", "nope", "linear")

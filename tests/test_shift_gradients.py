@@ -1,0 +1,127 @@
+"""Gradients of the compiled op: gradcheck, the adjoint (dot-product) identity, SSL's
+straight-through shift gradient, frozen shifts and the direction of descent."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import F64, PADDINGS, gen
+from shiftzoo.functional import shift
+
+SHAPES = {1: (2, 3, 6), 2: (1, 3, 4, 5), 3: (1, 2, 3, 4, 3)}
+
+
+def away_from_integers(C, d, seed, scale=3.0):
+    """Shifts whose fractional parts sit in [0.2, 0.8]: finite differences never cross a tap."""
+    g = gen(seed)
+    whole = torch.randint(-int(scale), int(scale) + 1, (C, d), generator=g).to(F64)
+    return whole + 0.2 + 0.6 * torch.rand(C, d, dtype=F64, generator=g)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["linear", "cubic"])
+def test_gradcheck(dims, padding, interp):
+    shape = SHAPES[dims]
+    x = torch.randn(shape, dtype=F64, generator=gen(dims)).requires_grad_()
+    s = away_from_integers(shape[1], dims, seed=10 + dims).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: shift(a, b, padding, interp), (x, s), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+def test_adjoint_identity(dims, padding, interp):
+    """<S x, y> == <x, S^T y>, with S^T the op's input gradient, for shifts large and small."""
+    shape = (2, 4) + SHAPES[dims][2:]
+    s = torch.tensor([[0.0] * dims, [1.0, -2.0, 3.0][:dims], [-5.5, 7.25, 0.5][:dims],
+                      [13.0, -9.0, 2.5][:dims]], dtype=F64)
+    x = torch.randn(shape, dtype=F64, generator=gen(1)).requires_grad_()
+    y = torch.randn(shape, dtype=F64, generator=gen(2))
+    (adjoint_y,) = torch.autograd.grad(shift(x, s, padding, interp), x, y)
+    lhs = (shift(x.detach(), s, padding, interp) * y).sum()
+    rhs = (x.detach() * adjoint_y).sum()
+    torch.testing.assert_close(lhs, rhs, atol=1e-10, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_ssl_shift_gradient_is_linears(dims, padding):
+    shape = SHAPES[dims]
+    x = torch.randn(shape, dtype=F64, generator=gen(3))
+    s = torch.randn(shape[1], dims, dtype=F64, generator=gen(4)) * 3
+    g = torch.randn(shape, dtype=F64, generator=gen(5))
+    grads = {}
+    for interp, grad_interp in (("nearest", "linear"), ("linear", "linear")):
+        xs, ss = x.clone().requires_grad_(), s.clone().requires_grad_()
+        out = shift(xs, ss, padding, interp, grad_interp)
+        grads[interp] = torch.autograd.grad(out, (xs, ss), g)
+    torch.testing.assert_close(grads["nearest"][1], grads["linear"][1], atol=1e-12, rtol=1e-12)
+    # the input gradient stays the exact adjoint of the rounded shift
+    xs = x.clone().requires_grad_()
+    (want,) = torch.autograd.grad(shift(xs, s.round(), padding, "nearest"), xs, g)
+    torch.testing.assert_close(grads["nearest"][0], want, atol=0, rtol=0)
+
+
+def test_nearest_without_grad_interp_has_zero_shift_gradient():
+    x = torch.randn(1, 2, 5, 5, dtype=F64)
+    s = torch.tensor([[0.4, 1.2], [-2.7, 3.5]], dtype=F64, requires_grad=True)
+    shift(x, s, "zeros", "nearest").sum().backward()
+    assert torch.equal(s.grad, torch.zeros_like(s))
+
+
+def test_integer_shift_derivative_is_the_floor_based_pair():
+    """On an integer shift the linear derivative is one-sided: taps floor(p), floor(p) + 1."""
+    x = torch.tensor([[[0.0, 1.0, 4.0, 9.0, 16.0]]], dtype=F64)
+    s = torch.tensor([[1.0]], dtype=F64, requires_grad=True)
+    out = shift(x, s, "zeros", "linear")
+    torch.testing.assert_close(out, torch.tensor([[[0.0, 0.0, 1.0, 4.0, 9.0]]], dtype=F64))
+    g = torch.zeros_like(out)
+    g[0, 0, 3] = 1.0  # output 3 samples p = 2 - 0: taps in[2], in[3]; d out / d s = -(in[3] - in[2])
+    (gs,) = torch.autograd.grad(out, s, g)
+    assert gs.item() == -(9.0 - 4.0)
+
+
+def test_gradient_descent_moves_shifts_toward_the_optimum():
+    """The seed's shift gradients had the wrong sign: check descent recovers a known shift."""
+    grid = torch.arange(16, dtype=F64)
+    blob = torch.exp(-((grid.view(-1, 1) - 7) ** 2 + (grid.view(1, -1) - 8) ** 2) / 8)
+    x = blob.expand(1, 3, 16, 16)  # one smooth bump: the loss has a single basin
+    target_shift = torch.tensor([[1.3, -0.6], [0.2, 0.9], [-1.1, 0.4]], dtype=F64)
+    target = shift(x, target_shift, "border", "linear")
+    s = torch.zeros(3, 2, dtype=F64, requires_grad=True)
+    opt = torch.optim.Adam([s], lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        ((shift(x, s, "border", "linear") - target) ** 2).mean().backward()
+        opt.step()
+    torch.testing.assert_close(s.detach(), target_shift, atol=0.05, rtol=0)
+
+
+def test_frozen_shifts_skip_the_shift_gradient():
+    x = torch.randn(1, 2, 5, 5, requires_grad=True)
+    s = torch.tensor([[1.0, -1.0], [0.0, 2.0]])  # requires_grad=False: GroupedShift
+    out = shift(x, s, "zeros", "nearest", "linear")
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert x.grad is not None and s.grad is None
+
+
+def test_backward_op_skips_unrequested_gradients():
+    g = torch.randn(1, 2, 5, 5)
+    x = torch.randn(1, 2, 5, 5)
+    s = torch.randn(2, 2)
+    gi, gs = torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", True, False)
+    assert gi.shape == x.shape and gs.numel() == 0
+    gi, gs = torch.ops.shiftzoo.shift_backward(g, x, s, "zeros", "nearest", "linear", False, True)
+    assert gi.numel() == 0 and gs.shape == s.shape
+    with pytest.raises(ValueError, match="shift gradient needs the input"):
+        torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", False, True)
+
+
+def test_double_backward_raises_a_clear_error():
+    x = torch.randn(1, 2, 5, 5, dtype=F64, requires_grad=True)
+    s = torch.randn(2, 2, dtype=F64, requires_grad=True)
+    (gx,) = torch.autograd.grad(shift(x, s, "zeros", "linear").pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        gx.sum().backward()

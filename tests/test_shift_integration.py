@@ -1,0 +1,107 @@
+"""shiftzoo.shift as a PyTorch citizen: opcheck, torch.compile(fullgraph=True), the fallback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import PADDINGS, gen
+from shiftzoo.functional import shift
+
+
+@pytest.mark.parametrize("interp, grad_interp", [("nearest", "linear"), ("linear", "linear"),
+                                                 ("cubic", "cubic"), ("nearest", "nearest")])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_opcheck_shift(interp, grad_interp, padding):
+    x = torch.randn(2, 3, 4, 5, generator=gen(1), requires_grad=True)
+    s = (torch.randn(3, 2, generator=gen(2)) * 2).requires_grad_()
+    torch.library.opcheck(torch.ops.shiftzoo.shift.default, (x, s, padding, interp, grad_interp))
+
+
+@pytest.mark.parametrize("input_grad, shifts_grad", [(True, True), (True, False), (False, True)])
+def test_opcheck_shift_backward(input_grad, shifts_grad):
+    g = torch.randn(2, 3, 6, generator=gen(3))
+    x = torch.randn(2, 3, 6, generator=gen(4))
+    s = torch.randn(3, 1, generator=gen(5))
+    torch.library.opcheck(torch.ops.shiftzoo.shift_backward.default,
+                          (g, x, s, "reflect", "nearest", "linear", input_grad, shifts_grad))
+
+
+def test_opcheck_channels_last():
+    x = torch.randn(2, 3, 4, 5, generator=gen(6)).contiguous(memory_format=torch.channels_last)
+    s = torch.randn(3, 2, generator=gen(7)).requires_grad_()
+    torch.library.opcheck(torch.ops.shiftzoo.shift.default, (x.requires_grad_(), s, "border", "linear", "linear"))
+
+
+class TinyShiftNet(torch.nn.Module):
+    """1x1 conv -> shift (SSL) -> 1x1 conv, the shape of a ShiftNet block."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.expand = torch.nn.Conv2d(3, channels, 1)
+        self.shifts = torch.nn.Parameter(torch.randn(channels, 2, generator=gen(8)))
+        self.project = torch.nn.Conv2d(channels, 3, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.expand(x))
+        y = shift(y, self.shifts, "zeros", "nearest", "linear")
+        return self.project(y)
+
+
+def test_compile_fullgraph_matches_eager():
+    torch._dynamo.reset()
+    model = TinyShiftNet()
+    x = torch.randn(2, 3, 9, 10, generator=gen(9))
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    eager_out = model(x)
+    eager_grads = torch.autograd.grad(eager_out.square().sum(), list(model.parameters()))
+    out = compiled(x)
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(out, eager_out)
+    for a, b in zip(grads, eager_grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_compile_inductor_dynamic_shapes():
+    torch._dynamo.reset()
+    s = torch.randn(4, 1, generator=gen(10))
+    fn = torch.compile(lambda x: shift(x, s, "periodic", "linear") * 2, fullgraph=True, dynamic=True)
+    for length in (7, 12):
+        x = torch.randn(3, 4, length, generator=gen(length))
+        torch.testing.assert_close(fn(x), shift(x, s, "periodic", "linear") * 2)
+
+
+def test_export_sees_one_node():
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.s = torch.nn.Parameter(torch.randn(3, 2, generator=gen(11)))
+
+        def forward(self, x):
+            return shift(x, self.s, "reflect", "linear")
+
+    ep = torch.export.export(M(), (torch.randn(1, 3, 6, 6),))
+    targets = [n.target for n in ep.graph.nodes if n.op == "call_function"]
+    assert targets == [torch.ops.shiftzoo.shift.default]
+
+
+def test_fallback_without_the_extension_warns_and_matches():
+    """With shiftzoo._C unimportable, the package warns once and computes with the reference."""
+    code = (
+        "import sys, warnings, torch\n"
+        "sys.modules['shiftzoo._C'] = None  # makes `from . import _C` raise ImportError\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import shiftzoo\n"
+        "assert not shiftzoo.has_extension()\n"
+        "assert any('could not be loaded' in str(w.message) for w in caught), caught\n"
+        "x = torch.arange(10.).view(1, 2, 5); s = torch.tensor([[1.], [-2.]])\n"
+        "print(shiftzoo.functional.shift(x, s, 'zeros', 'nearest').tolist())\n"
+    )
+    env = dict(os.environ, PYTHONWARNINGS="default")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[[[0.0, 0.0, 1.0, 2.0, 3.0], [7.0, 8.0, 9.0, 0.0, 0.0]]]"

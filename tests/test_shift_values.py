@@ -1,0 +1,174 @@
+"""Forward values and both gradients of the compiled op against the float64 reference
+(shiftzoo.reference), and against PyTorch's own ops where they apply."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from helpers import (F64, GRID_PADDINGS, PADDINGS, fractional_shifts, gen, grid_sample_shift,
+                     pad_slice_per_channel, roll_per_channel)
+from shiftzoo import reference
+from shiftzoo.functional import shift
+
+SHAPES = {1: (2, 3, 11), 2: (2, 3, 5, 6), 3: (2, 3, 3, 4, 5)}
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+# (atol, rtol) for values computed in the dtype against the float64 reference of the same values
+TOL = {torch.float64: (1e-12, 1e-12), torch.float32: (2e-5, 1e-5), torch.float16: (2e-3, 2e-3),
+       torch.bfloat16: (2e-2, 1e-2)}
+LAYOUTS = ["contiguous", "channels_last", "strided"]
+
+
+def make_input(shape, dtype, layout, seed=0):
+    """A tensor of `shape` with the given memory layout (values independent of the layout)."""
+    d = len(shape) - 2
+    base = torch.randn(shape, dtype=F64, generator=gen(seed)).to(dtype)
+    if layout == "contiguous":
+        return base
+    if layout == "channels_last":  # channels innermost, for every rank
+        perm = (0,) + tuple(range(2, 2 + d)) + (1,)
+        return base.permute(perm).contiguous().permute(tuple(perm.index(i) for i in range(2 + d)))
+    # a non-contiguous view: every other element of a larger tensor, along C and the last axis
+    big = torch.zeros((shape[0], 2 * shape[1]) + shape[2:-1] + (2 * shape[-1],), dtype=dtype)
+    view = big[:, ::2, ..., 1::2]
+    view.copy_(base)
+    return view
+
+
+def gradients(fn, x, s, grad_out):
+    x = x.detach().requires_grad_()
+    s = s.detach().requires_grad_()
+    out = fn(x, s)
+    gx, gs = torch.autograd.grad(out, (x, s), grad_out)
+    return out, gx, gs
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_matches_reference(dims, padding, interp, dtype, layout):
+    shape = SHAPES[dims]
+    x = make_input(shape, dtype, layout, seed=dims)
+    s = fractional_shifts(shape[1], dims, seed=7 + dims)
+    s[1] = torch.tensor([-1.0, 2.0, 0.0][:dims])  # an integer shift
+    grad_interp = "linear" if interp == "nearest" else None  # SSL's straight-through gradient
+    g = torch.randn(shape, dtype=F64, generator=gen(3)).to(dtype)
+
+    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
+    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp),
+                                        x.to(F64), s, g.to(F64))
+    atol, rtol = TOL[dtype]
+    assert out.dtype == dtype and gx.dtype == dtype and gs.dtype == s.dtype
+    torch.testing.assert_close(out.to(F64), ref_out, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx.to(F64), ref_gx, atol=atol, rtol=rtol)
+    # the shift gradient sums many products: compare relative to its scale
+    torch.testing.assert_close(gs, ref_gs, atol=atol * (1 + ref_gs.abs().max().item()), rtol=rtol)
+    if layout != "strided":  # the output keeps the input's memory format
+        assert out.stride() == torch.empty_like(x).stride()
+
+
+EDGE_CASES = [
+    # (shape, shifts): batch 0, length-1 axes, |shift| >= axis length, huge shifts
+    ((0, 2, 4, 5), [[1.5, -2.0], [0.0, 3.0]]),
+    ((2, 2, 1, 5), [[1.0, 0.5], [-1.0, -0.25]]),
+    ((2, 2, 1, 1), [[1.0, -1.0], [0.3, 0.6]]),
+    ((1, 2, 1), [[1.0], [-0.5]]),
+    ((1, 3, 1, 1, 4), [[1.0, 0.0, 2.5], [0.0, -1.0, -7.5], [0.4, 0.4, 0.4]]),
+    ((2, 3, 4, 5), [[4.0, -5.0], [-9.5, 12.25], [37.0, -41.0]]),
+    ((2, 2, 6), [[1e6 + 0.5], [-3e7 - 0.25]]),
+    ((1, 2, 3, 4), [[1e30, -1e30], [-2.0**62, 2.0**70]]),
+]
+
+
+@pytest.mark.parametrize("shape, shifts", EDGE_CASES)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+def test_edge_shapes_and_shifts(shape, shifts, padding, interp):
+    x = torch.randn(shape, dtype=F64, generator=gen(11))
+    s = torch.tensor(shifts, dtype=F64)
+    g = torch.randn(shape, dtype=F64, generator=gen(12))
+    got = gradients(lambda a, b: shift(a, b, padding, interp), x, s, g)
+    want = gradients(lambda a, b: reference.shift(a, b, padding, interp), x, s, g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-12)
+
+
+def test_length_one_axis_is_shifted():
+    # The seed never shifted a length-1 axis; with zeros padding a shift of 1 empties it.
+    x = torch.ones(1, 1, 1, 3, dtype=F64)
+    out = shift(x, torch.tensor([[1.0, 0.0]], dtype=F64), "zeros", "nearest")
+    assert torch.equal(out, torch.zeros_like(x))
+    # and reflect on a length-1 axis reads the only element (the seed divided by zero)
+    out = shift(x, torch.tensor([[1.0, 0.0]], dtype=F64), "reflect", "linear")
+    assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
+def test_integer_periodic_is_bit_identical_to_roll(dims, interp, dtype):
+    shape = {1: (2, 4, 9), 2: (2, 4, 5, 7), 3: (1, 4, 3, 4, 5)}[dims]
+    ints = [[0] * dims, [1, -2, 3][:dims], [-7, 11, -4][:dims], [20, -13, 9][:dims]]
+    x = torch.randn(shape, generator=gen(5)).to(dtype)
+    out = shift(x, torch.tensor(ints, dtype=torch.float32), "periodic", interp)
+    assert torch.equal(out, roll_per_channel(x, ints))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_integer_zeros_is_bit_identical_to_pad_and_slice(dims):
+    shape = {1: (2, 4, 9), 2: (2, 4, 5, 7), 3: (1, 4, 3, 4, 5)}[dims]
+    ints = [[0] * dims, [1, -2, 3][:dims], [-7, 11, -4][:dims], [2, -1, 9][:dims]]
+    x = torch.randn(shape, generator=gen(6))
+    out = shift(x, torch.tensor(ints, dtype=torch.float32), "zeros", "nearest")
+    assert torch.equal(out, pad_slice_per_channel(x, ints))
+
+
+@pytest.mark.parametrize("padding, mode_pad, align_corners", GRID_PADDINGS)
+@pytest.mark.parametrize("interp, mode", [("linear", "bilinear"), ("cubic", "bicubic")])
+def test_2d_matches_grid_sample(padding, mode_pad, align_corners, interp, mode):
+    x = torch.randn(2, 5, 6, 7, dtype=F64, generator=gen(4))
+    s = fractional_shifts(5, 2, 5)
+    want = grid_sample_shift(x, s, mode, mode_pad, align_corners)
+    torch.testing.assert_close(shift(x, s, padding, interp), want, atol=1e-10, rtol=0)
+    # float32 too (grid_sample computes in float32: tolerance of float32 arithmetic)
+    want32 = grid_sample_shift(x.float(), s.float(), mode, mode_pad, align_corners)
+    torch.testing.assert_close(shift(x.float(), s.float(), padding, interp), want32, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("half", [0.5, 1.5, 2.5, -0.5, -1.5, -2.5])
+def test_nearest_rounds_the_shift_half_to_even(half):
+    x = torch.arange(8, dtype=F64).view(1, 1, 8)
+    s = torch.tensor([[half]], dtype=F64)
+    r = int(torch.round(torch.tensor(half)))
+    assert torch.equal(shift(x, s, "zeros", "nearest"), pad_slice_per_channel(x, [[r]]))
+
+
+def test_shifts_in_another_float_dtype():
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float32, generator=gen(8))
+    s = fractional_shifts(3, 2, 9)
+    for sdtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        sd = s.to(sdtype)
+        out, gx, gs = gradients(lambda a, b: shift(a, b, "border", "linear"), x, sd, torch.ones_like(x))
+        ref = reference.shift(x.double(), sd.double(), "border", "linear")
+        torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=1e-5)
+        assert gs.dtype == sdtype
+
+
+def test_deterministic_across_runs_and_thread_counts():
+    x = torch.randn(4, 8, 17, 19, generator=gen(13))
+    s = fractional_shifts(8, 2, 14).float()
+    g = torch.randn(4, 8, 17, 19, generator=gen(15))
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in itertools.chain([1], [max(2, threads)] * 3):
+            torch.set_num_threads(n)
+            results.append(gradients(lambda a, b: shift(a, b, "reflect", "nearest", "linear"), x, s, g))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
