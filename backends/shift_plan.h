@@ -90,3 +90,83 @@ ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_vie
 }
 
 }  // namespace shiftzoo
+
+namespace shiftzoo {
+
+// ---- runtime plugins: the plan arrives as tensors computed in Python -------------------------
+//
+// offsets (C, d) int64: tap 0 of output x reads x + offsets[c][k] along spatial axis k;
+// weights (C, d, K): the tap weights; tables[k] (C, n_k + K - 1) int64: what raw tap index
+// x + offsets[c][k] + t reads, stored at position x + t (an input index or -1 for zero).
+
+inline ShiftPlan make_tabled_plan(const at::Tensor& offsets, const at::Tensor& weights,
+                                  at::TensorList tables, const Geometry& g) {
+  const int d = g.spatial_dims;
+  TORCH_CHECK_VALUE(offsets.scalar_type() == at::kLong && offsets.dim() == 2 &&
+                        offsets.size(0) == g.channels && offsets.size(1) == d,
+                    "shiftzoo.shift_tabled: expected int64 offsets of shape (", g.channels, ", ", d,
+                    "), got ", offsets.scalar_type(), " ", offsets.sizes());
+  TORCH_CHECK_VALUE(weights.dim() == 3 && weights.size(0) == g.channels && weights.size(1) == d &&
+                        weights.size(2) >= 1 && weights.size(2) <= kMaxSupport,
+                    "shiftzoo.shift_tabled: expected weights of shape (", g.channels, ", ", d,
+                    ", K) with 1 <= K <= ", kMaxSupport, ", got ", weights.sizes());
+  const int K = static_cast<int>(weights.size(2));
+  TORCH_CHECK_VALUE(static_cast<int>(tables.size()) == d, "shiftzoo.shift_tabled: expected ", d,
+                    " index tables, got ", tables.size());
+  for (int k = 0; k < d; ++k) {
+    const int64_t length = g.size[g.first_real_axis() + k] + K - 1;
+    TORCH_CHECK_VALUE(tables[k].scalar_type() == at::kLong && tables[k].dim() == 2 &&
+                          tables[k].size(0) == g.channels && tables[k].size(1) == length,
+                      "shiftzoo.shift_tabled: expected table ", k, " of shape (", g.channels, ", ",
+                      length, ") int64, got ", tables[k].scalar_type(), " ", tables[k].sizes());
+  }
+  ShiftPlan plan;
+  const at::Tensor o = offsets.contiguous();
+  const at::Tensor w = weights.to(at::kDouble).contiguous();
+  const int64_t* op = o.const_data_ptr<int64_t>();
+  const double* wp = w.const_data_ptr<double>();
+  plan.taps.resize(g.channels * kAxes);
+  for (int k = 0; k < d; ++k) plan.support[g.first_real_axis() + k] = K;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int k = 0; k < d; ++k) {
+      AxisTaps& taps = plan.taps[c * kAxes + g.first_real_axis() + k];
+      taps.offset = op[c * d + k];
+      for (int t = 0; t < K; ++t) taps.w[t] = wp[(c * d + k) * K + t];
+    }
+  }
+  return plan;
+}
+
+// Where a tap reads, looked up in a runtime padding's tables; checks the plugin's contract so
+// that a misbehaving plugin gets a clear error instead of an out-of-bounds read.
+class TableSource {
+ public:
+  TableSource(at::TensorList tables, const ShiftPlan& plan, const Geometry& g, std::string_view name)
+      : plan_(plan), g_(g), name_(name) {
+    for (const at::Tensor& t : tables) tables_.push_back(t.contiguous());
+  }
+
+  int64_t operator()(int64_t c, int axis, int64_t i) const {
+    const int64_t n = g_.size[axis];
+    const int k = axis - g_.first_real_axis();
+    if (k < 0) return i;  // an axis the input lacks: length 1, never shifted
+    const at::Tensor& table = tables_[k];
+    const int64_t position = i - plan_.at(c, axis).offset;  // x + t, inside the table by construction
+    const int64_t j = table.const_data_ptr<int64_t>()[c * table.size(1) + position];
+    TORCH_CHECK_VALUE(j >= -1 && j < n, "shiftzoo: padding '", name_, "' mapped index ", i,
+                      " on an axis of length ", n, " to ", j, "; a padding must return an index in [0, ",
+                      n, ") or -1 (zero)");
+    TORCH_CHECK_VALUE(i < 0 || i >= n || j == i, "shiftzoo: padding '", name_, "' mapped index ", i,
+                      " inside the axis (length ", n, ") to ", j,
+                      "; a padding must leave indices inside the axis unchanged");
+    return j;
+  }
+
+ private:
+  const ShiftPlan& plan_;
+  const Geometry& g_;
+  std::string_view name_;
+  std::vector<at::Tensor> tables_;
+};
+
+}  // namespace shiftzoo

@@ -19,7 +19,9 @@ inline Span interior(int64_t n, int64_t offset, int K) {
   return {begin, end};
 }
 
-template <typename A>  // the accumulation type of the kernels
+// Where each tap of channel c reads: source(c, axis, i) maps a raw tap index i (any integer, the
+// unpadded position x + offset + t) of `axis` to an input index or kZeroTap. It is the padding
+// policy for compiled plugins and a lookup in the plugin's table for runtime ones.
 struct ChannelTaps {
   // Leading axes (D, H): which input rows an output row reads.
   int kd = 1, kh = 1;
@@ -33,21 +35,23 @@ struct ChannelTaps {
   Span inner{0, 0};
   std::vector<int64_t> edge_x, edge_src;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
-  std::vector<A> weight;
+  std::vector<double> weight;
 
-  template <class Padding>
-  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Padding& pad) {
+  int taps() const { return kd * kh * kw; }
+
+  template <class Source>
+  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Source& source) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
     kw = plan.support[2];
-    auto axis_sources = [&](std::vector<int64_t>& src, const AxisTaps& taps, int k, int64_t n) {
-      src.resize(n * k);
-      for (int64_t i = 0; i < n; ++i)
-        for (int t = 0; t < k; ++t) src[i * k + t] = pad.map(i + taps.offset + t, n);
+    auto axis_sources = [&](std::vector<int64_t>& src, int axis, const AxisTaps& taps, int k) {
+      src.resize(g.size[axis] * k);
+      for (int64_t i = 0; i < g.size[axis]; ++i)
+        for (int t = 0; t < k; ++t) src[i * k + t] = source(c, axis, i + taps.offset + t);
     };
-    axis_sources(src_z, td, kd, g.size[0]);
-    axis_sources(src_y, th, kh, g.size[1]);
+    axis_sources(src_z, 0, td, kd);
+    axis_sources(src_y, 1, th, kh);
     offset_y = th.offset;
     inner_y = interior(g.size[1], offset_y, kh);
 
@@ -60,13 +64,18 @@ struct ChannelTaps {
       if (x == inner.begin) x = inner.end;
       if (x >= W) break;
       edge_x.push_back(x);
-      for (int t = 0; t < kw; ++t) edge_src.push_back(pad.map(x + offset + t, W));
+      for (int t = 0; t < kw; ++t) edge_src.push_back(source(c, 2, x + offset + t));
     }
-    weight.resize(int64_t{kd} * kh * kw);
+    weight.resize(taps());
     for (int a = 0; a < kd; ++a)
       for (int b = 0; b < kh; ++b)
-        for (int t = 0; t < kw; ++t)
-          weight[(a * kh + b) * kw + t] = static_cast<A>(td.w[a] * th.w[b] * tw.w[t]);
+        for (int t = 0; t < kw; ++t) weight[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
+  }
+
+  // The weights of source row `lead` (see for_each_source_row) in the kernels' precision.
+  template <typename A>
+  void row_weights(int lead, A* w) const {
+    for (int t = 0; t < kw; ++t) w[t] = static_cast<A>(weight[lead * kw + t]);
   }
 
   // Calls fn(src_flat_row, lead_index) for each input row (not a zero tap) that output row

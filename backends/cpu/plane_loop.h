@@ -8,12 +8,13 @@
 
 namespace shiftzoo::cpu {
 
+using ChannelTapsList = std::vector<ChannelTaps>;
+
 // The tap tables of every channel, built once per call (tiny next to the planes).
-template <typename A, class Padding>
-std::vector<ChannelTaps<A>> build_channel_taps(const ShiftPlan* plan, const Geometry& g,
-                                               const Padding& pad) {
-  std::vector<ChannelTaps<A>> taps(plan ? g.channels : 0);
-  for (int64_t c = 0; c < static_cast<int64_t>(taps.size()); ++c) taps[c].build(*plan, c, g, pad);
+template <class Source>
+ChannelTapsList build_channel_taps(const ShiftPlan& plan, const Geometry& g, const Source& source) {
+  ChannelTapsList taps(g.channels);
+  for (int64_t c = 0; c < g.channels; ++c) taps[c].build(plan, c, g, source);
   return taps;
 }
 

@@ -23,8 +23,8 @@ const T* contiguous_row(const T* row, int64_t stride, int64_t n, T* scratch) {
 }
 
 // The edge positions of a single-tap row: dst[x] = src[edge source of x] or 0.
-template <typename T, typename A>
-void fill_edges(const T* __restrict src, T* __restrict dst, const ChannelTaps<A>& taps) {
+template <typename T>
+void fill_edges(const T* __restrict src, T* __restrict dst, const ChannelTaps& taps) {
   for (size_t e = 0; e < taps.edge_x.size(); ++e) {
     const int64_t j = taps.edge_src[e];
     dst[taps.edge_x[e]] = j == kZeroTap ? T(0) : src[j];
@@ -32,8 +32,8 @@ void fill_edges(const T* __restrict src, T* __restrict dst, const ChannelTaps<A>
 }
 
 // dst[x] = src[x + offset] (one block copy) plus the edge fill.
-template <typename T, typename A>
-void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps<A>& taps) {
+template <typename T>
+void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps& taps) {
   const Span in = taps.inner;
   if (in.end > in.begin) std::memcpy(dst + in.begin, src + in.begin + taps.offset, (in.end - in.begin) * sizeof(T));
   fill_edges(src, dst, taps);
@@ -42,7 +42,7 @@ void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps<A>& 
 // acc[x] += sum_t w[t] * src[tap t of x]
 template <int KT, typename T, typename A>
 void filter_row(const T* __restrict src, A* __restrict acc, const A* __restrict w,
-                const ChannelTaps<A>& taps) {
+                const ChannelTaps& taps) {
   const int K = KT > 0 ? KT : taps.kw;
   const T* shifted = src + taps.offset;
   for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x) {
@@ -64,7 +64,7 @@ void filter_row(const T* __restrict src, A* __restrict acc, const A* __restrict 
 // read the same input (border, reflect, symmetric): their terms add up, in a fixed order.
 template <int KT, typename T, typename A>
 void adjoint_row(const T* __restrict grad_out, A* __restrict grad_in, const A* __restrict w,
-                 const ChannelTaps<A>& taps) {
+                 const ChannelTaps& taps) {
   const int K = KT > 0 ? KT : taps.kw;
   for (int t = 0; t < K; ++t) {
     const A wt = w[t];
@@ -97,9 +97,10 @@ A dot(const T* __restrict a, const T* __restrict b, int64_t n) {
 
 // dots[t] += sum_x grad_out[x] * src[tap t of x]: the per-tap correlations from which the shift
 // gradient is contracted (the weights are constant over a channel).
-template <int KT, typename T, typename A>
+template <int KT, typename T>
 void correlate_row(const T* __restrict grad_out, const T* __restrict src,
-                   const ChannelTaps<A>& taps, double* dots) {
+                   const ChannelTaps& taps, double* dots) {
+  using A = at::opmath_type<T>;
   const int K = KT > 0 ? KT : taps.kw;
   const Span in = taps.inner;
   for (int t = 0; t < K; ++t) {

@@ -1,13 +1,11 @@
-// CPU forward of shiftzoo::shift. Single-tap interpolation (nearest): every output row is one
-// block copy plus edge fill. Otherwise: a sum of K-tap row filters over the source rows it reads.
+// CPU forward. Single-tap interpolation (nearest): every output row is one block copy plus edge
+// fill. Otherwise: a sum of K-tap row filters over the source rows it reads.
 #include <ATen/Dispatch.h>
-#include <ATen/ops/empty_like.h>
-#include <torch/library.h>
 
 #include <vector>
 
-#include "cpu/plane_loop.h"
 #include "cpu/row_kernels.h"
+#include "cpu/shift_kernels.h"
 
 namespace shiftzoo::cpu {
 namespace {
@@ -15,9 +13,9 @@ namespace {
 // Single-tap forward of one plane whose rows are contiguous and densely stacked. Per D-slice,
 // the rows that read an in-range row form one block whose source is the same block moved by
 // offset_y * W + offset: a single memcpy, after which only the edge columns are rewritten.
-template <typename T, typename A>
+template <typename T>
 void copy_dense_plane(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
-                      const ChannelTaps<A>& taps) {
+                      const ChannelTaps& taps) {
   const int64_t H = gi.size[1], W = gi.size[2];
   const Span rows = taps.inner_y, cols = taps.inner;
   for (int64_t z = 0; z < gi.size[0]; ++z) {
@@ -48,28 +46,28 @@ void copy_dense_plane(const T* in_plane, T* out_plane, const Geometry& gi, const
   }
 }
 
-template <typename T, class Padding>
-void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output, const ShiftPlan& plan,
-                          const Padding& pad) {
+template <typename T>
+void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTapsList& channel_taps) {
   using A = at::opmath_type<T>;
   const Geometry gi(input), go(output);
   const int64_t D = gi.size[0], H = gi.size[1], W = gi.size[2];
   const T* in_data = input.const_data_ptr<T>();
   T* out_data = output.mutable_data_ptr<T>();
-  const bool single_tap = plan.single_tap();
+  const bool single_tap = channel_taps.front().taps() == 1;
   const bool dense_rows = gi.stride[2] == 1 && go.stride[2] == 1 && gi.stride[1] == W && go.stride[1] == W;
 
-  const std::vector<ChannelTaps<A>> channel_taps = build_channel_taps<A>(&plan, gi, pad);
   for_each_plane(gi, [&](int64_t n, int64_t c) {
-    const ChannelTaps<A>& taps = channel_taps[c];
-    thread_local std::vector<T> in_scratch, out_scratch;
-    thread_local std::vector<A> acc;
+    const ChannelTaps& taps = channel_taps[c];
     const T* in_plane = plane_ptr(in_data, gi, n, c);
     T* out_plane = plane_ptr(out_data, go, n, c);
     if (single_tap && dense_rows) return copy_dense_plane(in_plane, out_plane, gi, go, taps);
+
+    thread_local std::vector<T> in_scratch, out_scratch;
+    thread_local std::vector<A> acc;
     in_scratch.resize(W);
     out_scratch.resize(W);
     acc.resize(W);
+    A w[kMaxSupport];
     auto source_row = [&](int64_t flat_row) {
       const T* row = in_plane + (flat_row / H) * gi.stride[0] + (flat_row % H) * gi.stride[1];
       return contiguous_row(row, gi.stride[2], W, in_scratch.data());
@@ -88,7 +86,7 @@ void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output, con
         } else {
           std::fill(acc.begin(), acc.end(), A(0));
           taps.for_each_source_row(z, y, H, [&](int64_t src, int lead) {
-            const A* w = taps.weight.data() + lead * taps.kw;
+            taps.row_weights(lead, w);
             SHIFTZOO_WITH_SUPPORT(taps.kw, filter_row, source_row(src), acc.data(), w, taps)
           });
           for (int64_t x = 0; x < W; ++x) out_row[x] = static_cast<T>(acc[x]);
@@ -101,27 +99,14 @@ void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output, con
   });
 }
 
-at::Tensor shift_forward_cpu(const at::Tensor& input, const at::Tensor& shifts,
-                             c10::string_view padding, c10::string_view interp,
-                             c10::string_view grad_interp) {
-  check_shift_args(input, shifts);
-  interp_support(grad_interp);  // validates the name
-  at::Tensor output = at::empty_like(input);
-  const Geometry g(input);
-  with_padding(padding, [&](auto pad) {
-    const ShiftPlan plan = make_plan(shifts, g, interp, pad);
-    if (input.numel() == 0) return;
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift", [&] {
-      shift_forward_kernel<scalar_t>(input, output, plan, pad);
-    });
-  });
-  return output;
-}
-
 }  // namespace
 
-TORCH_LIBRARY_IMPL(shiftzoo, CPU, m) {
-  m.impl("shift", &shift_forward_cpu);
+void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output,
+                          const ChannelTapsList& taps) {
+  if (input.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift", [&] {
+    forward<scalar_t>(input, output, taps);
+  });
 }
 
 }  // namespace shiftzoo::cpu
