@@ -2,7 +2,7 @@
 convolution (GroupedShift, ActiveShift, Sparse Shift Layer and the blocks built from them)."""
 from . import _extension
 from . import functional, reference, registry
-from .registry import PluginInfo, list_interps, list_paddings
+from .registry import PluginInfo, list_interps, list_paddings, register_interp, register_padding
 
 if _extension.available():
     from . import _ops  # noqa: F401  (fake kernels and autograd of the compiled ops)
@@ -16,4 +16,5 @@ def has_extension() -> bool:
 
 
 __all__ = ["functional", "reference", "registry", "PluginInfo", "list_paddings", "list_interps",
+           "register_padding", "register_interp",
            "has_extension", "__version__"]

@@ -53,3 +53,43 @@ def _no_double_backward(ctx, *grads):
 
 
 torch.library.register_autograd("shiftzoo::shift_backward", _no_double_backward)
+
+
+# ---- runtime plugins (shiftzoo/_tabled.py plans them) ----------------------------------------
+
+@torch.library.register_fake("shiftzoo::shift_tabled")
+def _shift_tabled_fake(input, offsets, tables, weights, grad_offsets, grad_tables, grad_weights, padding):
+    return torch.empty_like(input)
+
+
+@torch.library.register_fake("shiftzoo::shift_tabled_backward")
+def _shift_tabled_backward_fake(grad_output, input, offsets, tables, weights, grad_offsets, grad_tables,
+                                grad_weights, padding, input_grad, weights_grad):
+    like = input if input is not None else grad_output
+    grad_input = torch.empty_like(like) if input_grad else grad_output.new_empty(0)
+    grad_w = torch.empty_like(grad_weights) if weights_grad else grad_weights.new_empty(0)
+    return grad_input, grad_w
+
+
+def _setup_tabled_context(ctx, inputs, output) -> None:
+    input, offsets, tables, weights, grad_offsets, grad_tables, grad_weights, ctx.padding = inputs
+    ctx.save_for_backward(input if grad_weights.requires_grad else None, offsets, weights, grad_offsets,
+                          grad_weights, *tables, *grad_tables)
+    ctx.dims = len(tables)
+
+
+def _shift_tabled_backward(ctx, grad_output: Tensor):
+    input, offsets, weights, grad_offsets, grad_weights, *rest = ctx.saved_tensors
+    tables, grad_tables = rest[:ctx.dims], rest[ctx.dims:]
+    input_grad, weights_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[6]
+    grad_input, grad_w = torch.ops.shiftzoo.shift_tabled_backward(
+        grad_output, input, offsets, tables, weights, grad_offsets, grad_tables, grad_weights, ctx.padding,
+        input_grad, weights_grad)
+    no_tables = [None] * ctx.dims  # the gradient's structure mirrors the inputs' (lists for Tensor[])
+    return (grad_input if input_grad else None, None, no_tables, None, None, no_tables,
+            grad_w if weights_grad else None, None)
+
+
+torch.library.register_autograd("shiftzoo::shift_tabled", _shift_tabled_backward,
+                                setup_context=_setup_tabled_context)
+torch.library.register_autograd("shiftzoo::shift_tabled_backward", _no_double_backward)

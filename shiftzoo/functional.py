@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _extension, reference, registry
+from . import _extension, _tabled, reference, registry
 from ._validation import check_shift_args
 
 __all__ = ["shift"]
@@ -25,10 +25,12 @@ def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "
             bfloat16; any strides (the output keeps the input's memory format).
         shifts: ``(C, d)``, one real shift per channel and spatial axis (column ``k`` for spatial
             axis ``k``), any floating dtype, finite, of any size.
-        padding: ``"zeros"``, ``"border"``, ``"periodic"``, ``"reflect"``, ``"symmetric"`` (see
-            :func:`shiftzoo.list_paddings`).
+        padding: ``"zeros"``, ``"border"``, ``"periodic"``, ``"reflect"``, ``"symmetric"``, or
+            any registered padding (see :func:`shiftzoo.list_paddings`,
+            :func:`shiftzoo.register_padding`).
         interp: ``"nearest"`` (the shift rounded half to even, as ``torch.round``), ``"linear"``,
-            ``"cubic"`` (see :func:`shiftzoo.list_interps`).
+            ``"cubic"`` (Keys, A = -0.75), or any registered interpolation (see
+            :func:`shiftzoo.list_interps`, :func:`shiftzoo.register_interp`).
         grad_interp: the interpolation whose derivative gives the gradient to ``shifts``;
             ``None`` means ``interp``'s own (zero for nearest). SparseShift is
             ``interp="nearest", grad_interp="linear"``.
@@ -37,11 +39,15 @@ def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "
     that are not required cost nothing. Double backward is not supported.
     """
     check_shift_args(input, shifts)
-    padding = registry.get_padding(padding).name
-    interp = registry.get_interp(interp).name
-    grad_interp = interp if grad_interp is None else registry.get_interp(grad_interp).name
-    if _extension.available():
-        return torch.ops.shiftzoo.shift(input, shifts, padding, interp, grad_interp)
-    if not torch.isfinite(shifts).all():
+    pad = registry.get_padding(padding)
+    fwd = registry.get_interp(interp)
+    bwd = fwd if grad_interp is None else registry.get_interp(grad_interp)
+    if not _extension.available():
+        if not torch.isfinite(shifts).all():
+            raise ValueError("shiftzoo.shift: shifts must be finite, got non-finite values")
+        return reference.shift(input, shifts, pad.padding, fwd.interp, bwd.interp)
+    if pad.compiled and fwd.compiled and bwd.compiled:
+        return torch.ops.shiftzoo.shift(input, shifts, pad.name, fwd.name, bwd.name)
+    if not torch.compiler.is_compiling() and not torch.isfinite(shifts).all():
         raise ValueError("shiftzoo.shift: shifts must be finite, got non-finite values")
-    return reference.shift(input, shifts, padding, interp, grad_interp)
+    return _tabled.shift(input, shifts, pad, fwd, bwd)

@@ -37,6 +37,7 @@ __all__ = [
     "pad_symmetric",
     "shift",
     "shift_axis",
+    "integer_and_fraction",
 ]
 
 PaddingFn = Callable[[Tensor, int], Tensor]
@@ -173,8 +174,12 @@ def _resolve_interp(interp: Union[str, Interp]) -> Interp:
 # The shift
 # --------------------------------------------------------------------------------------------
 
-def _offsets(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
-    """Integer offset ``o`` (int64, reduced so it fits) and fraction ``f`` (float64) per channel."""
+def integer_and_fraction(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
+    """Integer offset ``o`` (int64, reduced so it fits) and fraction ``f`` (float64) per channel.
+
+    Tap ``k`` of output ``x`` reads raw index ``x + o - (support - 1) // 2 + k``; ``f`` is
+    differentiable in ``shifts`` (``df/ds = -1``).
+    """
     neg = -shifts.to(torch.float64)
     whole = (torch.floor(neg) if support % 2 == 0 else torch.round(neg)).detach()
     frac = neg - whole  # df/ds = -1
@@ -209,7 +214,7 @@ def shift_axis(
     channels = input.shape[1]
     support = interp.support
 
-    whole, frac = _offsets(shifts, n, padding_fn, support)
+    whole, frac = integer_and_fraction(shifts, n, padding_fn, support)
     weight_dtype = input.dtype.to_real() if input.dtype.is_complex else input.dtype
     weights = interp.weights(frac.to(weight_dtype))  # (C, K)
 
