@@ -141,31 +141,39 @@ inline ShiftPlan make_tabled_plan(const at::Tensor& offsets, const at::Tensor& w
 // that a misbehaving plugin gets a clear error instead of an out-of-bounds read.
 class TableSource {
  public:
+  // Checks every entry against the padding contract once, so the kernels can trust the tables.
   TableSource(at::TensorList tables, const ShiftPlan& plan, const Geometry& g, std::string_view name)
-      : plan_(plan), g_(g), name_(name) {
+      : plan_(plan), g_(g) {
     for (const at::Tensor& t : tables) tables_.push_back(t.contiguous());
+    for (int k = 0; k < g.spatial_dims; ++k) {
+      const int axis = g.first_real_axis() + k;
+      const int64_t n = g.size[axis], length = tables_[k].size(1);
+      const int64_t* table = tables_[k].const_data_ptr<int64_t>();
+      for (int64_t c = 0; c < g.channels; ++c) {
+        for (int64_t position = 0; position < length; ++position) {
+          const int64_t i = position + plan.at(c, axis).offset, j = table[c * length + position];
+          TORCH_CHECK_VALUE(j >= -1 && j < n, "shiftzoo: padding '", name, "' mapped index ", i,
+                            " on an axis of length ", n, " to ", j,
+                            "; a padding must return an index in [0, ", n, ") or -1 (zero)");
+          TORCH_CHECK_VALUE(i < 0 || i >= n || j == i, "shiftzoo: padding '", name, "' mapped index ",
+                            i, " inside the axis (length ", n, ") to ", j,
+                            "; a padding must leave indices inside the axis unchanged");
+        }
+      }
+    }
   }
 
   int64_t operator()(int64_t c, int axis, int64_t i) const {
-    const int64_t n = g_.size[axis];
     const int k = axis - g_.first_real_axis();
     if (k < 0) return i;  // an axis the input lacks: length 1, never shifted
     const at::Tensor& table = tables_[k];
-    const int64_t position = i - plan_.at(c, axis).offset;  // x + t, inside the table by construction
-    const int64_t j = table.const_data_ptr<int64_t>()[c * table.size(1) + position];
-    TORCH_CHECK_VALUE(j >= -1 && j < n, "shiftzoo: padding '", name_, "' mapped index ", i,
-                      " on an axis of length ", n, " to ", j, "; a padding must return an index in [0, ",
-                      n, ") or -1 (zero)");
-    TORCH_CHECK_VALUE(i < 0 || i >= n || j == i, "shiftzoo: padding '", name_, "' mapped index ", i,
-                      " inside the axis (length ", n, ") to ", j,
-                      "; a padding must leave indices inside the axis unchanged");
-    return j;
+    // raw index i = x + offset + t sits at position x + t, inside the table by construction
+    return table.const_data_ptr<int64_t>()[c * table.size(1) + i - plan_.at(c, axis).offset];
   }
 
  private:
   const ShiftPlan& plan_;
   const Geometry& g_;
-  std::string_view name_;
   std::vector<at::Tensor> tables_;
 };
 

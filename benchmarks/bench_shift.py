@@ -161,6 +161,7 @@ class RowResult:
     best_name: str = "—"
     check_max_abs_diff: float | None = None  # |op - best| on the forward, before timing
     errors: list[str] = field(default_factory=list)
+    quartiles_ms: dict[str, tuple[float, float]] = field(default_factory=dict)  # op/clone/...
 
     def ratio(self, base_ms: float | None) -> float | None:
         return None if self.op_ms is None or base_ms is None else self.op_ms / base_ms
@@ -190,8 +191,21 @@ def make_candidate(fn: Fn, x: Tensor, backward: bool, leaves: Sequence[Tensor],
     return Candidate(run=lambda: fn(x).backward(g), reset=reset)
 
 
-def interleaved_medians(cands: dict[str, Candidate], rounds: int, warmup: int) -> dict[str, float]:
-    """Median ms per candidate; each round runs every candidate once, rotating the start."""
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    q1_ms: float  # quartiles: the spread over rounds, to judge the noise
+    q3_ms: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Timing:
+        q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
+        return cls(statistics.median(samples), q1, q3)
+
+
+def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int
+                        ) -> dict[str, Timing]:
+    """Per-candidate ms over rounds; each round runs every candidate once, rotating the start."""
     names = list(cands)
     times: dict[str, list[float]] = {k: [] for k in names}
     gc.collect()
@@ -210,7 +224,7 @@ def interleaved_medians(cands: dict[str, Candidate], rounds: int, warmup: int) -
                     times[name].append((t1 - t0) * 1e3)
     finally:
         gc.enable()
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: Timing.of(v) for k, v in times.items()}
 
 
 def describe_error(e: BaseException) -> str:
@@ -245,11 +259,14 @@ def run_group(shape_str: str, group: str, x: Tensor, backward: bool, rows: Seque
                 res.errors.append(f"{kind}: {describe_error(e)}")
         if len(outs) == 2:
             res.check_max_abs_diff = (outs["op"].float() - outs["best"].float()).abs().max().item()
-    medians = interleaved_medians(cands, rounds, warmup)
+    timings = interleaved_timings(cands, rounds, warmup)
     for res in results:
-        res.clone_ms, res.dwconv_ms = medians["clone"], medians["dwconv"]
-        res.op_ms = medians.get(f"op:{res.row}")
-        res.best_ms = medians.get(f"best:{res.row}")
+        mine = {"clone": timings["clone"], "dwconv": timings["dwconv"]}
+        mine |= {k: timings[f"{k}:{res.row}"] for k in ("op", "best")
+                 if f"{k}:{res.row}" in timings}
+        res.op_ms, res.clone_ms, res.dwconv_ms, res.best_ms = (
+            mine[k].median_ms if k in mine else None for k in ("op", "clone", "dwconv", "best"))
+        res.quartiles_ms = {k: (t.q1_ms, t.q3_ms) for k, t in mine.items()}
         if res.best_ms is None:
             res.best_name = "—"
     return results

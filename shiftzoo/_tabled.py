@@ -30,12 +30,12 @@ def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -
     first_tap = -((support - 1) // 2)
     offsets, tables, weights = [], [], []
     for k, n in enumerate(input_shape[2:]):
-        whole, frac = reference.integer_and_fraction(shifts[:, k], n, padding.padding, support)
         if getattr(padding.padding, "period", None) is None and not torch.compiler.is_compiling():
-            if frac.numel() and (whole.abs().max() > _UNPERIODIC_LIMIT):
+            if shifts.numel() and shifts[:, k].abs().max() > _UNPERIODIC_LIMIT:
                 raise ValueError(
                     f"shiftzoo: padding {padding.name!r} declares no period, so shifts beyond ±2**53 "
                     "cannot be reduced exactly; register it with period=... (0 if it saturates)")
+        whole, frac = reference.integer_and_fraction(shifts[:, k], n, padding.padding, support)
         offset = whole + first_tap
         raw = offset.view(-1, 1) + torch.arange(n + support - 1, device=shifts.device)
         tables.append(padding.padding(raw, n).to(torch.int64).contiguous())

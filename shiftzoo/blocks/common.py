@@ -1,0 +1,79 @@
+"""Pieces the blocks share: how a block names its shift layer (:data:`ShiftSpec`), norms, the
+channel MLP and the 1x1 -> shift -> 1x1 bottleneck."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Union
+
+from torch import Tensor, nn
+
+__all__ = ["ShiftSpec", "make_shift", "make_norm", "ChannelLayerNorm", "ConvMLP", "shift_bottleneck", "check_positive"]
+
+# What a block accepts for its shift layer; the block supplies ``channels``:
+#   "sparse_shift2d"                               a registered type name,
+#   {"type": "sparse_shift2d", "padding": ...}     a config without channels,
+#   SparseShift2d / partial(ActiveShift2d, ...)    any callable taking the channel count.
+ShiftSpec = Union[str, Mapping[str, Any], Callable[[int], nn.Module]]
+
+
+def make_shift(spec: ShiftSpec, channels: int) -> nn.Module:
+    """The shift layer ``spec`` describes, over ``channels`` channels."""
+    if isinstance(spec, (str, Mapping)):
+        from ..builder import build_shift  # the builder imports the blocks: import it late
+
+        config = {"type": spec} if isinstance(spec, str) else dict(spec)
+        if "channels" in config:
+            raise ValueError("a block's shift config must not set channels: the block supplies them")
+        return build_shift({**config, "channels": channels})
+    if callable(spec):
+        return spec(channels)
+    raise TypeError(f"shift must be a type name, a config mapping or a callable, got {type(spec).__name__}")
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each position of an ``(N, C, H, W)`` map (the token-wise norm of
+    the MLP models)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return super().forward(input.movedim(1, -1)).movedim(-1, 1)
+
+
+_NORMS = {"batch": nn.BatchNorm2d, "layer": ChannelLayerNorm, "group": lambda c: nn.GroupNorm(1, c)}
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """``"batch"`` (BatchNorm2d), ``"layer"`` (LayerNorm over channels) or ``"group"`` (GroupNorm with one group)."""
+    if kind not in _NORMS:
+        raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {kind!r}")
+    return _NORMS[kind](channels)
+
+
+class ConvMLP(nn.Sequential):
+    """The channel MLP of the MLP/ViT blocks on ``(N, C, H, W)``: 1x1 conv -> GELU -> dropout -> 1x1 conv -> dropout."""
+
+    def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0) -> None:
+        hidden = max(1, round(channels * mlp_ratio))
+        super().__init__(nn.Conv2d(channels, hidden, 1), nn.GELU(), nn.Dropout(drop),
+                         nn.Conv2d(hidden, channels, 1), nn.Dropout(drop))
+
+
+def shift_bottleneck(in_channels: int, mid_channels: int, out_channels: int, stride: int,
+                     shift: ShiftSpec) -> nn.Sequential:
+    """1x1 conv -> BN -> ReLU -> shift -> 1x1 conv (``stride``) -> BN: ShiftNet's CSC body. The stride
+    sits in the second 1x1 conv, which equals a strided shift without computing skipped pixels twice."""
+    return nn.Sequential(OrderedDict(
+        expand=nn.Conv2d(in_channels, mid_channels, 1, bias=False),
+        bn1=nn.BatchNorm2d(mid_channels),
+        relu=nn.ReLU(inplace=True),
+        shift=make_shift(shift, mid_channels),
+        shrink=nn.Conv2d(mid_channels, out_channels, 1, stride=stride, bias=False),
+        bn2=nn.BatchNorm2d(out_channels),
+    ))
+
+
+def check_positive(**values: Any) -> None:
+    """Raises ``ValueError`` for any value that is not a positive int."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+

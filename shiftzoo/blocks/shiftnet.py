@@ -1,0 +1,80 @@
+"""Convolutional shift blocks: ShiftNet's CSC block and FE-Net's fully-exploited block."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .common import ShiftSpec, check_positive, shift_bottleneck
+from .registry import register_block
+
+__all__ = ["CSCBlock", "FEBlock"]
+
+
+@register_block("csc")
+class CSCBlock(nn.Module):
+    """ShiftNet's Conv-Shift-Conv block (Wu et al. 2018) on ``(N, C, H, W)``:
+    ``relu(BN(1x1(shift(relu(BN(1x1(x)))))) + shortcut(x))``, the shortcut being the identity, or a
+    strided 1x1 conv + BN projection when the shape changes.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        stride: spatial stride (in the second 1x1 conv, equal to a strided shift).
+        expansion: the middle width is ``round(out_channels * expansion)`` (ShiftNet's epsilon).
+        shift: the shift layer (:data:`ShiftSpec`; ShiftNet's grouped 3x3 shift by default).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: float = 1.0,
+                 shift: ShiftSpec = "grouped_shift2d") -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
+        mid = max(1, round(out_channels * expansion))
+        self.body = shift_bottleneck(in_channels, mid, out_channels, stride, shift)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu(self.body(input) + self.shortcut(input))
+
+
+@register_block("fe_block")
+class FEBlock(nn.Module):
+    """FE-Net's idea of fully exploiting a few shifts (Chen et al. 2019): only the first
+    ``round(in_channels * split)`` channels go through a shift bottleneck (1x1 -> BN -> ReLU -> shift
+    -> 1x1 -> BN -> ReLU, SSL by default); the other channels pass unchanged (average-pooled when
+    ``stride > 1``) and are concatenated after the new ones, so ``out_channels`` must exceed them.
+
+    Args:
+        in_channels, out_channels: channels in and out.
+        split: fraction of the input channels that go through the shift bottleneck.
+        stride: spatial stride.
+        expansion: the bottleneck's middle width is ``round(split channels * expansion)``.
+        shift: the shift layer (:data:`ShiftSpec`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, split: float = 0.5, stride: int = 1,
+                 expansion: float = 1.0, shift: ShiftSpec = "sparse_shift2d") -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
+        self.active = round(in_channels * split)
+        if not 1 <= self.active <= in_channels:
+            raise ValueError(f"split={split} selects {self.active} of {in_channels} channels; need at least one")
+        kept = in_channels - self.active
+        if out_channels <= kept:
+            raise ValueError(f"out_channels={out_channels} leaves no room for new channels next to the "
+                             f"{kept} passed-through ones")
+        mid = max(1, round(self.active * expansion))
+        self.body = nn.Sequential(shift_bottleneck(self.active, mid, out_channels - kept, stride, shift),
+                                  nn.ReLU(inplace=True))
+        self.stride = stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        new = self.body(input[:, :self.active])
+        kept = input[:, self.active:]
+        if kept.shape[1] == 0:
+            return new
+        if self.stride > 1:  # ceil_mode: the size of the strided 1x1 conv's output
+            kept = F.avg_pool2d(kept, self.stride, self.stride, ceil_mode=True)
+        return torch.cat([new, kept], dim=1)
