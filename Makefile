@@ -6,7 +6,7 @@ PIP := $(PYTHON) -m pip
 .PHONY: install test bench clean
 
 install:
-	$(PIP) install torch==2.13.0 ninja pytest numpy
+	$(PIP) install torch==2.13.0 ninja einops pyyaml pytest numpy
 	MAX_JOBS=$${MAX_JOBS:-2} $(PIP) install --no-build-isolation -e .
 
 test: install

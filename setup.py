@@ -68,7 +68,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["shiftzoo", "shiftzoo.*"]),
-    install_requires=["torch>=2.4"],
+    install_requires=["torch>=2.4", "einops", "pyyaml"],
     extras_require={"test": ["pytest", "numpy"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},

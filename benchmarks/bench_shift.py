@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import shiftzoo
+from shiftzoo import reference
 from shiftzoo.functional import shift
 
 Fn = Callable[[Tensor], Tensor]
@@ -324,10 +326,19 @@ def build_rows(shape: Sequence[int], dtype: torch.dtype, all_paddings: bool
         cubic_grid = cubic.grid(real)
         cubic_best = {"best": lambda t: cubic(t, cubic_grid), "best_name": "grid_sample"}
 
+    # Runtime plugins (no compiler): the built-in zeros padding re-registered from Python; the
+    # comparator column is the compiled built-in it mirrors.
+    shiftzoo.register_padding("runtime_zeros", reference.pad_zeros, period=0, override=True)
+    runtime_rows = [
+        RowSpec(f"{name} fwd [runtime padding]", sz(real, "runtime_zeros", interp, grad),
+                best=sz(real, "zeros", interp, grad), best_name="compiled")
+        for name, interp, grad in (("ssl", "nearest", "linear"), ("active linear", "linear", None))]
+
     fwd = [ssl_fwd("zeros")]
     fwd += [ssl_fwd(p) for p in PADDINGS[1:]] if all_paddings else []
     fwd += [active_linear_fwd(),
             RowSpec("active cubic fwd", sz(real, interp="cubic"), **cubic_best)]
+    fwd += runtime_rows if all_paddings else []
     grp_best, _ = slicing(grp_groups)
     fwd_bwd = [
         RowSpec("ssl fwd+bwd", sz(real_g, "zeros", "nearest", "linear"), leaves=(real_g,)),

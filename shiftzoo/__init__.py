@@ -7,6 +7,14 @@ from .registry import PluginInfo, list_interps, list_paddings, register_interp, 
 if _extension.available():
     from . import _ops  # noqa: F401  (fake kernels and autograd of the compiled ops)
 
+from . import blocks, compat, convert, nn
+from .blocks import list_blocks, register_block
+from .builder import ConfigError, build_shift
+from .convert import ReplaceReport, replace_depthwise
+from .nn import (ActiveShift1d, ActiveShift2d, ActiveShift3d, FixedShift, GroupedShift1d, GroupedShift2d,
+                 GroupedShift3d, IntegerShifts, ShiftLayer, SparseShift1d, SparseShift2d, SparseShift3d,
+                 sparsity_loss)
+
 __version__ = "0.1.0"
 
 
@@ -17,4 +25,8 @@ def has_extension() -> bool:
 
 __all__ = ["functional", "reference", "registry", "PluginInfo", "list_paddings", "list_interps",
            "register_padding", "register_interp",
-           "has_extension", "__version__"]
+           "has_extension", "__version__",
+           "nn", "blocks", "compat", "convert", "ShiftLayer", "SparseShift1d", "SparseShift2d", "SparseShift3d",
+           "ActiveShift1d", "ActiveShift2d", "ActiveShift3d", "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",
+           "FixedShift", "IntegerShifts", "sparsity_loss", "build_shift", "ConfigError", "register_block",
+           "list_blocks", "replace_depthwise", "ReplaceReport"]

@@ -138,31 +138,49 @@ def _is_module_type(hint: Any) -> bool:
     return inspect.isclass(hint) and issubclass(hint, nn.Module)
 
 
+def _unwrap_optional(hint: Any) -> Any:
+    """``Optional[X]`` -> ``X`` (None itself is passed on as a plain value); other hints unchanged."""
+    if typing.get_origin(hint) is Union:
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return hint
+
+
 def _arg_kind(hint: Any) -> Optional[str]:
     """How the builder treats an argument annotated ``hint`` (None: a plain value)."""
     if hint == ShiftSpec:
         return "shift"
+    hint = _unwrap_optional(hint)
     if hint is PaddingName:
         return "padding"
     if hint is InterpName:
         return "interp"
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Union:  # Optional[X]: None passes as a plain value
-        rest = [a for a in args if a is not type(None)]
-        return _arg_kind(rest[0]) if len(rest) == 1 else None
-    if origin in (list, collections.abc.Sequence) and args and _is_module_type(args[0]):
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (list, collections.abc.Sequence) and args and _is_module_type(args[0]):
         return "modules"
     return "module" if _is_module_type(hint) else None
 
 
-def _arg_kinds(factory: Callable[..., nn.Module]) -> Dict[str, str]:
+def _arg_hints(factory: Callable[..., nn.Module]) -> Dict[str, Any]:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
-        hints = typing.get_type_hints(target)
+        return typing.get_type_hints(target)
     except Exception:  # unresolvable annotations (e.g. a user block's local types): plain values
         return {}
-    kinds = {name: _arg_kind(hint) for name, hint in hints.items()}
-    return {name: kind for name, kind in kinds.items() if kind}
+
+
+_SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def _check_scalar(value: Any, hint: Any, path: str) -> None:
+    """Plain ``int``/``float``/``bool``/``str`` arguments (or Optional of them) get their type checked."""
+    hint = _unwrap_optional(hint)
+    accepted = _SCALARS.get(hint)
+    if value is None or not accepted:
+        return
+    if not isinstance(value, accepted) or (hint is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
 
 
 def _parse(raw: Any, path: str, supplied: frozenset) -> _Node:
@@ -190,7 +208,7 @@ def _parse(raw: Any, path: str, supplied: frozenset) -> _Node:
         if key not in named and not open_ended:
             raise ConfigError(f"{_join(path, 'type')}: {type_name!r} cannot be a block's shift layer: it takes "
                               f"no {key!r} argument")
-    kinds = _arg_kinds(factory)
+    hints = _arg_hints(factory)
     node = _Node(path, type_name, factory)
     for key, value in raw.items():
         if key == "type":
@@ -200,10 +218,11 @@ def _parse(raw: Any, path: str, supplied: frozenset) -> _Node:
             raise ConfigError(f"{key_path}: set by the enclosing block; remove it (got {value!r})")
         if key not in named and not open_ended:
             raise _choice_error(key_path, f"unknown argument of {type_name!r}:", key, sorted(named))
-        kind = kinds.get(key)
+        kind = _arg_kind(hints[key]) if key in hints else None
         if kind in ("module", "modules", "shift") and value is not None and not isinstance(value, nn.Module):
             node.children[key] = _parse_child(value, kind, key_path)
         else:
+            _check_scalar(value, hints.get(key), key_path)
             node.args[key] = _check_plugin(value, kind, key_path)
     missing = [n for n, p in named.items()
                if p.default is inspect.Parameter.empty and n not in raw and n not in supplied]

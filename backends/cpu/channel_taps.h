@@ -78,16 +78,16 @@ struct ChannelTaps {
     for (int t = 0; t < kw; ++t) w[t] = static_cast<A>(weight[lead * kw + t]);
   }
 
-  // Calls fn(src_flat_row, lead_index) for each input row (not a zero tap) that output row
+  // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row
   // (z, y) reads; lead_index = a * kh + b picks the weights.
   template <class Fn>
-  void for_each_source_row(int64_t z, int64_t y, int64_t H, Fn&& fn) const {
+  void for_each_source_row(int64_t z, int64_t y, Fn&& fn) const {
     for (int a = 0; a < kd; ++a) {
       const int64_t sz = src_z[z * kd + a];
       if (sz == kZeroTap) continue;
       for (int b = 0; b < kh; ++b) {
         const int64_t sy = src_y[y * kh + b];
-        if (sy != kZeroTap) fn(sz * H + sy, a * kh + b);
+        if (sy != kZeroTap) fn(sz, sy, a * kh + b);
       }
     }
   }

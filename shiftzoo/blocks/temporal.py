@@ -48,6 +48,8 @@ class TemporalShift(nn.Module):
         self.fold = channels // fold_div
 
     def forward(self, input: Tensor) -> Tensor:
+        if input.dim() != 4:
+            raise ValueError(f"temporal_shift: expected frames (N*T, C, H, W), got shape {tuple(input.shape)}")
         frames, _, height, _ = input.shape
         if frames % self.n_segment:
             raise ValueError(f"temporal_shift: a batch of {frames} frames is not a whole number of "

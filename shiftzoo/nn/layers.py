@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, ClassVar, Dict, NamedTuple, NewType, Optional, Sequence, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, NamedTuple, NewType, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +58,20 @@ def _check_number(name: str, value: Any, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _check_channels(channels: Any) -> int:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels must be a positive int, got {channels!r}")
+    return channels
+
+
+def per_axis(name: str, value: Union[float, Sequence[float]], dims: int) -> Tuple[float, ...]:
+    """``value`` (a number or one per spatial axis) as a ``dims``-tuple of finite numbers >= 0."""
+    values = [value] * dims if isinstance(value, (int, float)) else list(value)
+    if len(values) != dims:
+        raise ValueError(f"{name} must be a number or {dims} numbers (one per axis), got {value!r}")
+    return tuple(_check_number(name, v) for v in values)
+
+
 class ShiftLayer(nn.Module):
     """Base of every shift layer: per-channel shifts ``weight`` of shape ``(C, d)`` applied with
     :func:`shiftzoo.functional.shift`. Input ``(N, C, *S)`` with ``d`` spatial axes; the output has
@@ -75,9 +89,7 @@ class ShiftLayer(nn.Module):
         self.dims = dims or type(self).dims
         if not self.dims:
             raise TypeError(f"{type(self).__name__} is a family of layers: use its 1d, 2d or 3d variant")
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        self.channels = channels
+        self.channels = _check_channels(channels)
         self.padding = registry.get_padding(padding).name
         self.interp = registry.get_interp(interp).name
         self.grad_interp = None if grad_interp is None else registry.get_interp(grad_interp).name
@@ -165,10 +177,7 @@ class _LearnableShift(ShiftLayer):
                  grad_interp: Optional[InterpName], sparsity: float,
                  init_shift: Union[float, Sequence[float]], init_thumb_rule: int) -> None:
         super().__init__(channels, padding=padding, interp=interp, grad_interp=grad_interp, sparsity=sparsity)
-        values = [init_shift] * self.dims if isinstance(init_shift, (int, float)) else list(init_shift)
-        if len(values) != self.dims:
-            raise ValueError(f"init_shift must be a number or {self.dims} numbers (one per axis), got {init_shift!r}")
-        self.init_shift = tuple(_check_number("init_shift", v) for v in values)
+        self.init_shift = per_axis("init_shift", init_shift, self.dims)
         if isinstance(init_thumb_rule, bool) or init_thumb_rule not in (1, 2):
             raise ValueError(f"init_thumb_rule must be 1 (uniform(-r, r)) or 2 (uniform(0, r) times one random "
                              f"sign per axis), got {init_thumb_rule!r}")
@@ -264,13 +273,12 @@ class GroupedShift(_FrozenShift):
 
     def __init__(self, channels: int, kernel_size: Union[int, Sequence[int]] = 3,
                  dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros") -> None:
-        self.kernel_size = as_tuple(kernel_size, self.dims, "kernel_size", 1)
-        self.dilation = as_tuple(dilation, self.dims, "dilation", 1)
-        if any(k % 2 == 0 for k in self.kernel_size):
+        kernel = as_tuple(kernel_size, self.dims, "kernel_size", 1)
+        spacing = as_tuple(dilation, self.dims, "dilation", 1)
+        if any(k % 2 == 0 for k in kernel):
             raise ValueError(f"GroupedShift: kernel_size must be odd (a centred pattern), got {kernel_size!r}")
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        super().__init__(grouped_pattern(channels, self.kernel_size, self.dilation), padding)
+        super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing), padding)
+        self.kernel_size, self.dilation = kernel, spacing
 
     @classmethod
     def _depthwise_defaults(cls, geometry: DepthwiseGeometry) -> Dict[str, Any]:
@@ -309,10 +317,11 @@ class FixedShift(_FrozenShift):
 L = TypeVar("L", bound=ShiftLayer)
 
 
-def with_dims(family: Type[L], dims: int) -> Type[L]:
-    """The variant of ``family`` over ``dims`` spatial axes (``SparseShift2d`` = ``with_dims(SparseShift, 2)``)."""
-    name = f"{family.__name__}{dims}d"
-    doc = (f"{family.__name__} over {dims} spatial ax{'is' if dims == 1 else 'es'}: input {_AXES[dims]}, "
+def with_dims(family: Type[L], dims: int, name: Optional[str] = None) -> Type[L]:
+    """The variant of ``family`` over ``dims`` spatial axes (``SparseShift2d`` = ``with_dims(SparseShift, 2)``),
+    named ``name`` (default: the family's name + ``"{dims}d"``)."""
+    name = name or f"{family.__name__}{dims}d"
+    doc = (f"{name}: {dims} spatial ax{'is' if dims == 1 else 'es'}, input {_AXES[dims]}, "
            f"shifts ``weight`` of shape (C, {dims}).\n\n    " + (family.__doc__ or "").strip())
     return type(name, (family,), {"dims": dims, "__doc__": doc, "__module__": family.__module__,
                                   "__qualname__": name})

@@ -1,0 +1,215 @@
+"""The blocks: each fixed shift pattern against a straightforward slicing reference written here
+(out of place), and every block's shapes and gradient flow, built from config."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import shiftzoo
+from helpers import F64, gen
+from shiftzoo.blocks import AxialShiftBlock, CSCBlock, FEBlock, ShiftViTBlock, SpatialShiftBlock, TemporalShift
+
+
+# ------------------------------------------------------------------------------------------------
+# Slicing references (the papers' code, written out of place: read from x, write into a new tensor)
+# ------------------------------------------------------------------------------------------------
+
+def tsm_reference(x, n_segment, fold_div, bidirectional):
+    nt, c, h, w = x.shape
+    x = x.view(nt // n_segment, n_segment, c, h, w)
+    fold = c // fold_div
+    out = torch.zeros_like(x)
+    if bidirectional:
+        out[:, :-1, :fold] = x[:, 1:, :fold]  # read the next frame
+        out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]  # read the previous frame
+        out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+    else:
+        out[:, 1:, :fold] = x[:, :-1, :fold]
+        out[:, :, fold:] = x[:, :, fold:]
+    return out.view(nt, c, h, w)
+
+
+def shiftvit_reference(x, n_div):
+    g = x.shape[1] // n_div
+    out = torch.zeros_like(x)
+    out[:, 0 * g:1 * g, :, :-1] = x[:, 0 * g:1 * g, :, 1:]  # left
+    out[:, 1 * g:2 * g, :, 1:] = x[:, 1 * g:2 * g, :, :-1]  # right
+    out[:, 2 * g:3 * g, :-1, :] = x[:, 2 * g:3 * g, 1:, :]  # up
+    out[:, 3 * g:4 * g, 1:, :] = x[:, 3 * g:4 * g, :-1, :]  # down
+    out[:, 4 * g:] = x[:, 4 * g:]
+    return out
+
+
+def axial_reference(x, shift_size, dilation, dim):
+    """AS-MLP: zero-pad, chunk the channels, roll chunk g by (g - pad) * dilation, crop."""
+    _, _, h, w = x.shape
+    pad = shift_size // 2 * dilation
+    padded = F.pad(x, (pad, pad, pad, pad))
+    chunks = torch.chunk(padded, shift_size, 1)
+    rolled = [torch.roll(c, s * dilation, dim) for c, s in zip(chunks, range(-(shift_size // 2), shift_size // 2 + 1))]
+    return torch.cat(rolled, 1)[:, :, pad:pad + h, pad:pad + w]
+
+
+def s2mlp_reference(x, border):
+    """S2-MLP's Algorithm 1 (its in-place version leaves each quarter's border line as it was)."""
+    c = x.shape[1]
+    out = x.clone() if border else torch.zeros_like(x)
+    q1, q2, q3 = c // 4, c // 2, c * 3 // 4
+    out[:, :q1, 1:, :] = x[:, :q1, :-1, :]
+    out[:, q1:q2, :-1, :] = x[:, q1:q2, 1:, :]
+    out[:, q2:q3, :, 1:] = x[:, q2:q3, :, :-1]
+    out[:, q3:, :, :-1] = x[:, q3:, :, 1:]
+    return out
+
+
+@pytest.mark.parametrize("channels, n_segment, fold_div, bidirectional", [
+    (16, 4, 8, True), (19, 3, 4, True), (16, 4, 8, False), (10, 5, 3, False)])
+def test_temporal_shift_matches_tsm(channels, n_segment, fold_div, bidirectional):
+    tsm = TemporalShift(channels, n_segment=n_segment, fold_div=fold_div, bidirectional=bidirectional)
+    x = torch.randn(2 * n_segment, channels, 3, 5, generator=gen(1), dtype=F64)
+    before = x.clone()
+    torch.testing.assert_close(tsm(x), tsm_reference(x, n_segment, fold_div, bidirectional))
+    assert torch.equal(x, before)  # out of place
+
+
+@pytest.mark.parametrize("channels, n_div", [(24, 12), (29, 12), (16, 4)])
+def test_shiftvit_shift_matches_reference(channels, n_div):
+    block = ShiftViTBlock(channels, n_div=n_div)
+    x = torch.randn(2, channels, 5, 6, generator=gen(2), dtype=F64)
+    torch.testing.assert_close(block.shift(x), shiftvit_reference(x, n_div))
+
+
+@pytest.mark.parametrize("channels, shift_size, dilation", [(10, 5, 1), (8, 5, 1), (13, 3, 2), (12, 7, 1)])
+def test_axial_shift_matches_as_mlp(channels, shift_size, dilation):
+    block = AxialShiftBlock(channels, shift_size=shift_size, dilation=dilation)
+    x = torch.randn(2, channels, 6, 7, generator=gen(3), dtype=F64)
+    torch.testing.assert_close(block.shift_w(x), axial_reference(x, shift_size, dilation, 3))
+    torch.testing.assert_close(block.shift_h(x), axial_reference(x, shift_size, dilation, 2))
+
+
+@pytest.mark.parametrize("channels", [8, 11])
+def test_spatial_shift_matches_s2mlp(channels):
+    x = torch.randn(2, channels, 5, 6, generator=gen(4), dtype=F64)
+    before = x.clone()
+    torch.testing.assert_close(SpatialShiftBlock(channels).shift(x), s2mlp_reference(x, border=False))
+    torch.testing.assert_close(SpatialShiftBlock(channels, padding="border").shift(x), s2mlp_reference(x, border=True))
+    assert torch.equal(x, before)
+
+
+def test_fixed_shifts_are_buffers_built_once():
+    block = ShiftViTBlock(24)
+    assert "shift.weight" in dict(block.named_buffers())
+    assert not any("shift" in name for name, _ in block.named_parameters())
+
+
+# ------------------------------------------------------------------------------------------------
+# TSM's online mode, step by step
+# ------------------------------------------------------------------------------------------------
+
+def test_online_tsm_streams_frame_by_frame():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 1)
+    tsm = TemporalShift(module=conv, n_segment=5, fold_div=4, bidirectional=False)  # channels from conv
+    x = torch.randn(2 * 5, 16, 3, 3, generator=gen(5))
+    offline = tsm(x).view(2, 5, 8, 3, 3)
+    frames = x.view(2, 5, 16, 3, 3)
+    state = None
+    for t in range(5):
+        frame = frames[:, t].clone()
+        out, state = tsm.step(frame, state)
+        torch.testing.assert_close(out, offline[:, t])
+        frame.zero_()  # the state is a copy: changing the caller's frame later cannot corrupt it
+        assert state.abs().sum() > 0
+    assert state.shape == (2, 4, 3, 3)
+
+
+def test_tsm_errors():
+    with pytest.raises(ValueError, match="give channels"):
+        TemporalShift(module=nn.ReLU())
+    with pytest.raises(ValueError, match="not a whole number of clips of n_segment=4"):
+        TemporalShift(16, n_segment=4)(torch.randn(6, 16, 2, 2))
+    with pytest.raises(ValueError, match=r"expected frames \(N\*T, C, H, W\), got shape \(4, 16, 2\)"):
+        TemporalShift(16, n_segment=4)(torch.randn(4, 16, 2))
+    with pytest.raises(RuntimeError, match="needs bidirectional=False"):
+        TemporalShift(16).step(torch.randn(1, 16, 2, 2))
+    with pytest.raises(ValueError, match="fewer than fold_div=8"):
+        TemporalShift(7)
+
+
+# ------------------------------------------------------------------------------------------------
+# Every block from config: shapes and gradient flow
+# ------------------------------------------------------------------------------------------------
+
+BLOCK_CONFIGS = [
+    ({"type": "csc", "in_channels": 16, "out_channels": 16, "expansion": 2}, (2, 16, 8, 8), (2, 16, 8, 8)),
+    ({"type": "csc", "in_channels": 16, "out_channels": 24, "stride": 2,
+      "shift": {"type": "sparse_shift2d", "padding": "reflect"}}, (2, 16, 9, 8), (2, 24, 5, 4)),
+    ({"type": "fe_block", "in_channels": 16, "out_channels": 16}, (2, 16, 8, 8), (2, 16, 8, 8)),
+    ({"type": "fe_block", "in_channels": 16, "out_channels": 32, "split": 0.25, "stride": 2,
+      "shift": "active_shift2d"}, (2, 16, 7, 7), (2, 32, 4, 4)),
+    ({"type": "temporal_shift", "n_segment": 4, "module": {"type": "conv2d", "in_channels": 16, "out_channels": 8,
+                                                           "kernel_size": 3, "padding": 1}}, (8, 16, 5, 5), (8, 8, 5, 5)),
+    ({"type": "shiftvit_block", "channels": 24, "mlp_ratio": 2.0}, (2, 24, 6, 6), (2, 24, 6, 6)),
+    ({"type": "axial_shift", "channels": 10, "shift_size": 5, "dilation": 2}, (2, 10, 7, 6), (2, 10, 7, 6)),
+    ({"type": "spatial_shift", "channels": 12, "padding": "border", "norm": "batch"}, (2, 12, 5, 5), (2, 12, 5, 5)),
+]
+
+
+@pytest.mark.parametrize("config, in_shape, out_shape", BLOCK_CONFIGS, ids=[c[0]["type"] for c in BLOCK_CONFIGS])
+def test_block_from_config_shapes_and_gradients(config, in_shape, out_shape):
+    torch.manual_seed(0)
+    block = shiftzoo.build_shift(config)
+    x = torch.randn(*in_shape, generator=gen(6), requires_grad=True)
+    out = block(x)
+    assert out.shape == out_shape
+    out.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, param in block.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_csc_shortcut_and_default_shift():
+    same, projected = CSCBlock(16, 16), CSCBlock(16, 16, stride=2)
+    assert isinstance(same.shortcut, nn.Identity) and isinstance(projected.shortcut, nn.Sequential)
+    assert isinstance(same.body.shift, shiftzoo.GroupedShift2d)
+    assert (same(torch.randn(2, 16, 5, 5)) >= 0).all()  # ReLU after the sum
+
+
+def test_fe_block_passes_the_rest_through():
+    block = FEBlock(16, 20, split=0.25)
+    x = torch.randn(2, 16, 6, 6, generator=gen(7))
+    out = block(x)
+    assert out.shape == (2, 20, 6, 6) and isinstance(block.body[0].shift, shiftzoo.SparseShift2d)
+    assert torch.equal(out[:, 8:], x[:, 4:])  # 12 channels untouched, after the 8 new ones
+    strided = FEBlock(16, 20, split=0.25, stride=2)
+    torch.testing.assert_close(strided(x)[:, 8:], F.avg_pool2d(x[:, 4:], 2, 2, ceil_mode=True))
+    assert FEBlock(8, 8, split=1.0)(torch.randn(1, 8, 4, 4)).shape == (1, 8, 4, 4)
+
+
+@pytest.mark.parametrize("shift", [
+    "active_shift2d", {"type": "grouped_shift2d", "dilation": 2}, shiftzoo.SparseShift2d,
+    functools.partial(shiftzoo.ActiveShift2d, interp="cubic")])
+def test_every_form_of_shift_spec(shift):
+    block = CSCBlock(9, 9, shift=shift)
+    assert block.body.shift.channels == 9
+    assert block(torch.randn(1, 9, 5, 5)).shape == (1, 9, 5, 5)
+
+
+@pytest.mark.parametrize("make_block, match", [
+    (lambda: CSCBlock(16, 16, shift={"type": "sparse_shift2d", "channels": 3}), "must not set channels"),
+    (lambda: CSCBlock(16, 16, shift=3), "shift must be a type name, a config mapping or a callable"),
+    (lambda: CSCBlock(0, 16), "in_channels must be a positive int"),
+    (lambda: FEBlock(16, 8, split=0.25), "leaves no room for new channels"),
+    (lambda: FEBlock(16, 32, split=0.01), "selects 0 of 16 channels"),
+    (lambda: ShiftViTBlock(8), "fewer than n_div=12"),
+    (lambda: ShiftViTBlock(24, norm="instance"), r"norm must be one of \['batch', 'group', 'layer'\]"),
+    (lambda: SpatialShiftBlock(3), "at least 4 channels"),
+    (lambda: AxialShiftBlock(8, shift_size=0), "shift_size and dilation must be >= 1"),
+])
+def test_block_errors(make_block, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make_block()

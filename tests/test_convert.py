@@ -1,0 +1,151 @@
+"""Replacing depthwise convolutions: ShiftLayer.from_depthwise and shiftzoo.replace_depthwise on a
+MobileNetV2-style network."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import shiftzoo
+from helpers import gen
+from shiftzoo.nn import ActiveShift1d, DepthwiseGeometry, GroupedShift2d, GroupedShift3d, SparseShift2d, SparseShift3d
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand -> BN -> ReLU6 -> 3x3 depthwise (stride) -> BN -> ReLU6 -> 1x1 -> BN."""
+
+    def __init__(self, inp, out, stride, expand):
+        super().__init__()
+        hidden = inp * expand
+        self.use_residual = stride == 1 and inp == out
+        self.conv = nn.Sequential(
+            nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out))
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+class TinyMobileNetV2(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True))
+        # MobileNetV2's first block has no expansion: a depthwise conv straight on the stem
+        self.first = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16),
+                                   nn.ReLU6(inplace=True), nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.blocks = nn.Sequential(InvertedResidual(8, 12, 2, 6), InvertedResidual(12, 12, 1, 6),
+                                    InvertedResidual(12, 16, 2, 6), InvertedResidual(16, 16, 1, 6))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes))
+
+    def forward(self, x):
+        return self.head(self.blocks(self.first(self.stem(x))))
+
+
+DEPTHWISE = ["first.0", "blocks.0.conv.3", "blocks.1.conv.3", "blocks.2.conv.3", "blocks.3.conv.3"]
+
+
+@pytest.mark.parametrize("family, cls", [("sparse", SparseShift2d), ("active", shiftzoo.ActiveShift2d),
+                                         ("grouped", GroupedShift2d)])
+def test_replace_depthwise_in_mobilenetv2(family, cls):
+    torch.manual_seed(0)
+    model = TinyMobileNetV2()
+    x = torch.randn(2, 3, 33, 31, generator=gen(1))
+    before = model(x)
+    dw_params = sum(model.get_submodule(n).weight.numel() for n in DEPTHWISE)
+    report = shiftzoo.replace_depthwise(model, layer=family)
+    assert report.replaced == DEPTHWISE and not report.skipped
+    assert not any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+    assert sum(isinstance(m, cls) for m in model.modules()) == 5
+    assert isinstance(model.get_submodule("blocks.0.conv.3"), nn.Sequential)  # stride 2: shift + geometry
+    assert isinstance(model.get_submodule("blocks.1.conv.3"), cls)  # stride 1, "same": the bare layer
+    shift_params = 0 if family == "grouped" else sum(model.get_submodule(n + s).weight.numel() for n, s in
+                                                     zip(DEPTHWISE, ["", ".shift", "", ".shift", ""]))
+    assert report.params_before - report.params_after == report.saved == dw_params - shift_params
+    assert f"saved {report.saved}" in str(report)
+    out = model(x)
+    assert out.shape == before.shape
+    loss = out.square().mean() + shiftzoo.sparsity_loss(model)
+    loss.backward()
+    assert model.stem[0].weight.grad.abs().sum() > 0  # the gradient crosses every shift
+    shifts = [m for m in model.modules() if isinstance(m, cls)]
+    if family == "grouped":
+        assert all(m.weight.grad is None for m in shifts)
+    else:
+        assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in shifts)
+
+
+CASES = [  # (dims, kernel, stride, padding, dilation, padding_mode)
+    (2, 3, 1, 1, 1, "zeros"), (2, 3, 2, 1, 1, "zeros"), (2, 3, 1, 0, 1, "reflect"), (2, 5, 2, 2, 1, "zeros"),
+    (2, 5, 3, 0, 1, "replicate"), (2, 3, 1, 2, 1, "zeros"), (2, 3, 2, 3, 1, "circular"), (2, 7, 1, "same", 1, "zeros"),
+    (2, (1, 5), (2, 1), (0, 2), 1, "zeros"), (2, 3, 1, 2, 2, "zeros"), (2, 3, 2, "valid", (1, 2), "zeros"),
+    (1, 3, 2, 1, 1, "zeros"), (1, 5, 1, 0, 3, "zeros"), (3, 3, 2, 1, 1, "zeros"), (3, (3, 1, 3), 1, (0, 1, 2), 1, "zeros"),
+]
+
+
+@pytest.mark.parametrize("dims, kernel, stride, padding, dilation, padding_mode", CASES)
+def test_from_depthwise_keeps_the_output_shape(dims, kernel, stride, padding, dilation, padding_mode):
+    conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims](
+        50, 50, kernel, stride=stride, padding=padding, dilation=dilation, groups=50, padding_mode=padding_mode)
+    size = {1: (23,), 2: (11, 14), 3: (7, 9, 8)}[dims]
+    x = torch.randn(1, 50, *size, generator=gen(2))
+    for family in ("sparse", "active", "grouped"):
+        module = shiftzoo.nn.layers.FAMILIES[family][dims].from_depthwise(conv)
+        assert module(x).shape == conv(x).shape
+    assert DepthwiseGeometry.from_conv(conv).output_size(size) == tuple(conv(x).shape[2:])
+
+
+def test_from_depthwise_defaults_follow_the_conv():
+    conv = nn.Conv2d(18, 18, (5, 3), padding=(2, 1), groups=18, padding_mode="replicate")
+    layer = SparseShift2d.from_depthwise(conv)
+    assert isinstance(layer, SparseShift2d) and layer.padding == "border" and layer.init_shift == (2.0, 1.0)
+    grouped = GroupedShift2d.from_depthwise(nn.Conv2d(30, 30, 3, padding=2, dilation=2, groups=30))
+    assert grouped.kernel_size == (3, 3) and grouped.dilation == (2, 2)
+    assert grouped.weight.abs().max() == 2
+    override = SparseShift2d.from_depthwise(conv, padding="symmetric", sparsity=0.1)
+    assert override.padding == "symmetric" and override.sparsity == 0.1
+    half = SparseShift3d.from_depthwise(nn.Conv3d(4, 4, 3, padding=1, groups=4).double())
+    assert half.weight.dtype == torch.float64
+
+
+def test_crop_is_centred_like_the_conv():
+    """A 3x3 conv without padding sees x[1:-1] at its centres: an unshifted layer must keep exactly that."""
+    conv = nn.Conv2d(9, 9, 3, padding=0, groups=9)
+    module = SparseShift2d.from_depthwise(conv)
+    with torch.no_grad():
+        module.shift.weight.zero_()
+    x = torch.randn(1, 9, 6, 7, generator=gen(3))
+    torch.testing.assert_close(module(x), x[:, :, 1:-1, 1:-1])
+    even = SparseShift2d.from_depthwise(nn.Conv2d(9, 9, (4, 2), padding=0, groups=9))  # centres at +1.5, +0.5
+    even.shift.weight.data.zero_()
+    torch.testing.assert_close(even(x), x[:, :, 1:-2, 0:-1])  # the centre rounds down, like padding="same"
+    assert isinstance(SparseShift2d.from_depthwise(nn.Conv2d(9, 9, 4, padding="same", groups=9)), SparseShift2d)
+    pooled = GroupedShift2d.from_depthwise(nn.Conv2d(9, 9, 1, stride=2, groups=9))
+    pooled.shift.weight.zero_()
+    torch.testing.assert_close(pooled(x), nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True))
+
+
+@pytest.mark.parametrize("make_call, error, match", [
+    (lambda: SparseShift2d.from_depthwise(nn.Conv2d(4, 8, 3, groups=4)), ValueError, "expected a depthwise convolution"),
+    (lambda: SparseShift2d.from_depthwise(nn.Conv2d(4, 4, 3)), ValueError, "groups=1"),
+    (lambda: SparseShift2d.from_depthwise(nn.Conv1d(4, 4, 3, groups=4)), ValueError, "has 2 spatial axes but Conv1d has 1"),
+    (lambda: ActiveShift1d.from_depthwise(nn.Linear(3, 3)), TypeError, "expected an nn.Conv1d"),
+    (lambda: GroupedShift3d.from_depthwise(nn.Conv3d(8, 8, 3, groups=8)), ValueError, "8 channels cannot hold"),
+    (lambda: shiftzoo.nn.FixedShift.from_depthwise(nn.Conv2d(4, 4, 3, groups=4)), TypeError, "no pattern"),
+    (lambda: shiftzoo.replace_depthwise(nn.Sequential(), layer="sprase"), ValueError, "closest match: 'sparse'"),
+    (lambda: shiftzoo.replace_depthwise(nn.Conv2d(4, 4, 3, groups=4)), ValueError, "model itself is a depthwise"),
+])
+def test_errors(make_call, error, match):
+    with pytest.raises(error, match=match):
+        make_call()
+
+
+def test_shared_and_multiplier_convs():
+    shared = nn.Conv2d(9, 9, 3, padding=1, groups=9)
+    multiplier = nn.Conv2d(9, 18, 3, padding=1, groups=9)
+    model = nn.Sequential(shared, nn.ReLU(), shared, multiplier)
+    report = shiftzoo.replace_depthwise(model, "grouped")
+    assert report.replaced == ["0", "2"] and model[0] is model[2] and isinstance(model[0], GroupedShift2d)
+    assert list(report.skipped) == ["3"] and model[3] is multiplier
+    assert model(torch.randn(1, 9, 5, 5)).shape == (1, 18, 5, 5)
