@@ -52,14 +52,17 @@ inline int interp_support(std::string_view name) {
   return 0;
 }
 
-template <class Padding>
-AxisTaps make_axis_taps(std::string_view interp_name, double s, int64_t n, const Padding& pad) {
-#define SHIFTZOO_TRY(NAME) \
-  if (interp_name == #NAME) return make_axis_taps<interp::NAME>(s, n, pad);
+// Calls fn(policy) with the interpolation policy named `name`.
+template <class Fn>
+void with_interp(std::string_view name, Fn&& fn) {
+#define SHIFTZOO_TRY(NAME)   \
+  if (name == #NAME) {       \
+    fn(interp::NAME{});      \
+    return;                  \
+  }
   SHIFTZOO_FOR_EACH_INTERP(SHIFTZOO_TRY)
 #undef SHIFTZOO_TRY
-  interp_support(interp_name);  // throws the "unknown interp" error
-  return {};
+  interp_support(name);  // throws the "unknown interp" error
 }
 
 }  // namespace shiftzoo

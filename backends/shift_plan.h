@@ -77,15 +77,18 @@ ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_vie
   const at::Tensor s = shifts.to(at::kDouble).contiguous();
   const double* sp = s.const_data_ptr<double>();
   plan.taps.resize(g.channels * kAxes);
-  for (int64_t c = 0; c < g.channels; ++c) {
-    for (int k = 0; k < g.spatial_dims; ++k) {
-      const double value = sp[c * g.spatial_dims + k];
-      TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ",
-                        value, " for channel ", c, ", spatial axis ", k);
-      const int axis = first + k;
-      plan.taps[c * kAxes + axis] = make_axis_taps(interp, value, g.size[axis], pad);
+  with_interp(interp, [&](auto policy) {
+    using Interp = decltype(policy);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      for (int k = 0; k < g.spatial_dims; ++k) {
+        const double value = sp[c * g.spatial_dims + k];
+        TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
+                          " for channel ", c, ", spatial axis ", k);
+        const int axis = first + k;
+        plan.taps[c * kAxes + axis] = make_axis_taps<Interp>(value, g.size[axis], pad);
+      }
     }
-  }
+  });
   return plan;
 }
 

@@ -105,3 +105,29 @@ def test_fallback_without_the_extension_warns_and_matches():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[[[0.0, 0.0, 1.0, 2.0, 3.0], [7.0, 8.0, 9.0, 0.0, 0.0]]]"
+
+
+def test_baseline_and_avx2_kernels_agree():
+    """The kernels are compiled per instruction set; SHIFTZOO_CPU_ISA=baseline forces the
+    portable copy. Both must compute the same values (up to FMA rounding)."""
+    code = (
+        "import torch, shiftzoo\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "x = torch.randn(2, 5, 9, 11, generator=g, requires_grad=True)\n"
+        "s = (torch.randn(5, 2, generator=g) * 3).requires_grad_()\n"
+        "outs = []\n"
+        "for interp, gi in (('nearest', 'linear'), ('linear', None), ('cubic', None)):\n"
+        "    y = shiftzoo.functional.shift(x, s, 'reflect', interp, gi)\n"
+        "    outs += [y.detach(), *torch.autograd.grad((y * y).sum(), (x, s))]\n"
+        "torch.save(outs, __import__('sys').argv[1])\n"
+    )
+    results = []
+    for isa in ("baseline", "best"):
+        path = f"{os.environ.get('TMPDIR', '/tmp')}/shiftzoo_isa_{isa}_{os.getpid()}.pt"
+        env = dict(os.environ, SHIFTZOO_CPU_ISA=isa)
+        done = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        results.append(torch.load(path))
+        os.remove(path)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

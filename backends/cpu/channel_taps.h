@@ -2,6 +2,7 @@
 // padding. The row kernels read only these tables: the padding (compiled policy or, later, a
 // runtime table) is consulted here and nowhere in the inner loops.
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "shift_plan.h"
@@ -22,60 +23,69 @@ inline Span interior(int64_t n, int64_t offset, int K) {
 // Where each tap of channel c reads: source(c, axis, i) maps a raw tap index i (any integer, the
 // unpadded position x + offset + t) of `axis` to an input index or kZeroTap. It is the padding
 // policy for compiled plugins and a lookup in the plugin's table for runtime ones.
+// The tables live in ChannelTapsList's storage (one allocation for all channels).
 struct ChannelTaps {
   // Leading axes (D, H): which input rows an output row reads.
   int kd = 1, kh = 1;
-  std::vector<int64_t> src_z, src_y;  // [D][kd], [H][kh]: input index or kZeroTap
-  int64_t offset_y = 0;               // src_y[y * kh + b] == y + offset_y + b for y in inner_y
+  const int64_t* src_z = nullptr;  // [D][kd]: input index or kZeroTap
+  const int64_t* src_y = nullptr;  // [H][kh]
+  int64_t offset_y = 0;            // src_y[y * kh + b] == y + offset_y + b for y in inner_y
   Span inner_y{0, 0};
   // Last axis (W): tap t of output x reads x + offset + t inside `inner`; the few positions
-  // outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e].
+  // outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e], e < edges.
   int kw = 1;
   int64_t offset = 0;
   Span inner{0, 0};
-  std::vector<int64_t> edge_x, edge_src;
+  int64_t edges = 0;
+  const int64_t* edge_x = nullptr;
+  const int64_t* edge_src = nullptr;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
-  std::vector<double> weight;
+  const double* weight = nullptr;
 
   int taps() const { return kd * kh * kw; }
 
+  // Index slots one channel needs in the shared storage.
+  static int64_t index_slots(const ShiftPlan& plan, const Geometry& g) {
+    return g.size[0] * plan.support[0] + g.size[1] * plan.support[1] + g.size[2] * (1 + plan.support[2]);
+  }
+
   template <class Source>
-  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Source& source) {
+  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Source& source,
+             int64_t* index_storage, double* weight_storage) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
     kw = plan.support[2];
-    auto axis_sources = [&](std::vector<int64_t>& src, int axis, const AxisTaps& taps, int k) {
-      src.resize(g.size[axis] * k);
+    int64_t* next = index_storage;
+    auto axis_sources = [&](int axis, const AxisTaps& taps, int k) {
+      int64_t* src = next;
       for (int64_t i = 0; i < g.size[axis]; ++i)
-        for (int t = 0; t < k; ++t) src[i * k + t] = source(c, axis, i + taps.offset + t);
+        for (int t = 0; t < k; ++t) *next++ = source(c, axis, i + taps.offset + t);
+      return src;
     };
-    axis_sources(src_z, 0, td, kd);
-    axis_sources(src_y, 1, th, kh);
+    src_z = axis_sources(0, td, kd);
+    src_y = axis_sources(1, th, kh);
     offset_y = th.offset;
     inner_y = interior(g.size[1], offset_y, kh);
 
     const int64_t W = g.size[2];
     offset = tw.offset;
     inner = interior(W, offset, kw);
-    edge_x.clear();
-    edge_src.clear();
+    edges = W - (inner.end - inner.begin);
+    int64_t* ex = next;
+    int64_t* es = next + edges;
+    edge_x = ex;
+    edge_src = es;
     for (int64_t x = 0; x < W; ++x) {
       if (x == inner.begin) x = inner.end;
       if (x >= W) break;
-      edge_x.push_back(x);
-      for (int t = 0; t < kw; ++t) edge_src.push_back(source(c, 2, x + offset + t));
+      *ex++ = x;
+      for (int t = 0; t < kw; ++t) *es++ = source(c, 2, x + offset + t);
     }
-    weight.resize(taps());
     for (int a = 0; a < kd; ++a)
       for (int b = 0; b < kh; ++b)
-        for (int t = 0; t < kw; ++t) weight[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
-  }
-
-  // The weights of source row `lead` (see for_each_source_row) in the kernels' precision.
-  template <typename A>
-  void row_weights(int lead, A* w) const {
-    for (int t = 0; t < kw; ++t) w[t] = static_cast<A>(weight[lead * kw + t]);
+        for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
+    weight = weight_storage;
   }
 
   // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row

@@ -41,3 +41,10 @@ inline bool use_avx2() {
 }
 
 }  // namespace shiftzoo::cpu
+
+// The copy of kernel `name` (compiled by per_isa.inc) for this machine.
+#ifdef SHIFTZOO_HAVE_AVX2
+#define SHIFTZOO_PER_ISA(name) (::shiftzoo::cpu::use_avx2() ? &avx2::name : &baseline::name)
+#else
+#define SHIFTZOO_PER_ISA(name) (&baseline::name)
+#endif

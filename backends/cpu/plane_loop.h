@@ -8,15 +8,37 @@
 
 namespace shiftzoo::cpu {
 
-using ChannelTapsList = std::vector<ChannelTaps>;
+// The tap tables of every channel, built once per call (in parallel; tiny next to the planes),
+// in one allocation.
+class ChannelTapsList {
+ public:
+  template <class Source>
+  ChannelTapsList(const ShiftPlan& plan, const Geometry& g, const Source& source)
+      : index_slots_(ChannelTaps::index_slots(plan, g)),
+        weight_slots_(plan.taps_per_channel()),
+        indices_(g.channels * index_slots_),
+        weights_(g.channels * weight_slots_),
+        channels_(g.channels) {
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, index_slots_));
+    at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        channels_[c].build(plan, c, g, source, indices_.data() + c * index_slots_,
+                           weights_.data() + c * weight_slots_);
+      }
+    });
+  }
+  ChannelTapsList(const ChannelTapsList&) = delete;
+  ChannelTapsList& operator=(const ChannelTapsList&) = delete;
 
-// The tap tables of every channel, built once per call (tiny next to the planes).
-template <class Source>
-ChannelTapsList build_channel_taps(const ShiftPlan& plan, const Geometry& g, const Source& source) {
-  ChannelTapsList taps(g.channels);
-  for (int64_t c = 0; c < g.channels; ++c) taps[c].build(plan, c, g, source);
-  return taps;
-}
+  const ChannelTaps& operator[](int64_t c) const { return channels_[c]; }
+  const ChannelTaps& front() const { return channels_.front(); }
+
+ private:
+  int64_t index_slots_, weight_slots_;
+  std::vector<int64_t> indices_;
+  std::vector<double> weights_;
+  std::vector<ChannelTaps> channels_;
+};
 
 // Calls body(n, c) for every plane, planes in parallel in memory order (n-major). Each task
 // gets at least ~32K elements so that tiny planes do not drown in scheduling.

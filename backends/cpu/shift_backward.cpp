@@ -7,16 +7,8 @@
 #include "cpu/shift_kernels.h"
 
 namespace shiftzoo::cpu {
-namespace baseline {
-#include "cpu/row_kernels.inc"
-#include "cpu/backward_plane.inc"
-}  // namespace baseline
-#ifdef SHIFTZOO_HAVE_AVX2
-SHIFTZOO_AVX2_BEGIN
-#include "cpu/row_kernels.inc"
-#include "cpu/backward_plane.inc"
-SHIFTZOO_AVX2_END
-#endif
+#define SHIFTZOO_PLANE_KERNELS "cpu/backward_plane.inc"
+#include "cpu/per_isa.inc"
 
 namespace {
 
@@ -24,10 +16,7 @@ template <typename T>
 void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
               const ChannelTapsList* input_grad_taps, const ChannelTapsList* correlate_taps,
               double* correlations) {
-  auto* plane_fn = &baseline::backward_plane<T>;
-#ifdef SHIFTZOO_HAVE_AVX2
-  if (use_avx2()) plane_fn = &avx2::backward_plane<T>;
-#endif
+  const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
   const Geometry gg(grad_out), gi(input);
   const Geometry gd(input_grad_taps ? grad_in : grad_out);
   const T* g_data = grad_out.const_data_ptr<T>();

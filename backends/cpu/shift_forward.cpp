@@ -6,25 +6,14 @@
 #include "cpu/shift_kernels.h"
 
 namespace shiftzoo::cpu {
-namespace baseline {
-#include "cpu/row_kernels.inc"
-#include "cpu/forward_plane.inc"
-}  // namespace baseline
-#ifdef SHIFTZOO_HAVE_AVX2
-SHIFTZOO_AVX2_BEGIN
-#include "cpu/row_kernels.inc"
-#include "cpu/forward_plane.inc"
-SHIFTZOO_AVX2_END
-#endif
+#define SHIFTZOO_PLANE_KERNELS "cpu/forward_plane.inc"
+#include "cpu/per_isa.inc"
 
 namespace {
 
 template <typename T>
 void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTapsList& taps) {
-  auto* plane_fn = &baseline::forward_plane<T>;
-#ifdef SHIFTZOO_HAVE_AVX2
-  if (use_avx2()) plane_fn = &avx2::forward_plane<T>;
-#endif
+  const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
   const Geometry gi(input), go(output);
   const T* in_data = input.const_data_ptr<T>();
   T* out_data = output.mutable_data_ptr<T>();

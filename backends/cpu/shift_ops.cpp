@@ -17,9 +17,10 @@
 namespace shiftzoo::cpu {
 namespace {
 
+// The tap tables of a compiled padding policy.
 template <class Padding>
-ChannelTapsList policy_taps(const ShiftPlan& plan, const Geometry& g, const Padding& pad) {
-  return build_channel_taps(plan, g, [&](int64_t, int axis, int64_t i) { return pad.map(i, g.size[axis]); });
+auto policy_source(const Geometry& g, const Padding& pad) {
+  return [&g, pad](int64_t, int axis, int64_t i) { return pad.map(i, g.size[axis]); };
 }
 
 // The gradient outputs of a backward op: empty tensors for what was not asked for.
@@ -58,7 +59,7 @@ at::Tensor shift_cpu(const at::Tensor& input, const at::Tensor& shifts, c10::str
   const Geometry g(input);
   with_padding(padding, [&](auto pad) {
     const ShiftPlan plan = make_plan(shifts, g, interp, pad);  // rejects non-finite shifts
-    if (input.numel() > 0) shift_forward_kernel(input, output, policy_taps(plan, g, pad));
+    if (input.numel() > 0) shift_forward_kernel(input, output, ChannelTapsList(plan, g, policy_source(g, pad)));
   });
   return output;
 }
@@ -80,11 +81,11 @@ std::tuple<at::Tensor, at::Tensor> shift_backward_cpu(
     std::optional<ChannelTapsList> in_taps, s_taps;
     if (input_grad && grad_out.numel() > 0) {
       in_plan = make_plan(shifts, g, interp, pad);
-      in_taps = policy_taps(*in_plan, g, pad);
+      in_taps.emplace(*in_plan, g, policy_source(g, pad));
     }
     if (correlate) {
       s_plan = make_plan(shifts, g, grad_interp, pad);
-      s_taps = policy_taps(*s_plan, g, pad);
+      s_taps.emplace(*s_plan, g, policy_source(g, pad));
     }
     const std::vector<double> summed = run_backward(grad_out, input, grad_in, in_taps ? &*in_taps : nullptr,
                                                     s_taps ? &*s_taps : nullptr, g);
@@ -118,7 +119,7 @@ at::Tensor shift_tabled_cpu(const at::Tensor& input, const at::Tensor& offsets, 
   const ShiftPlan plan = make_tabled_plan(offsets, weights, tables, g);
   at::Tensor output = at::empty_like(input);
   if (input.numel() > 0) {
-    shift_forward_kernel(input, output, build_channel_taps(plan, g, TableSource(tables, plan, g, padding)));
+    shift_forward_kernel(input, output, ChannelTapsList(plan, g, TableSource(tables, plan, g, padding)));
   }
   return output;
 }
@@ -139,11 +140,11 @@ std::tuple<at::Tensor, at::Tensor> shift_tabled_backward_cpu(
   std::optional<ChannelTapsList> in_taps, w_taps;
   if (input_grad && grad_out.numel() > 0) {
     in_plan = make_tabled_plan(offsets, weights, tables, g);
-    in_taps = build_channel_taps(*in_plan, g, TableSource(tables, *in_plan, g, padding));
+    in_taps.emplace(*in_plan, g, TableSource(tables, *in_plan, g, padding));
   }
   if (correlate) {
     w_plan = make_tabled_plan(grad_offsets, grad_weights, grad_tables, g);
-    w_taps = build_channel_taps(*w_plan, g, TableSource(grad_tables, *w_plan, g, padding));
+    w_taps.emplace(*w_plan, g, TableSource(grad_tables, *w_plan, g, padding));
   }
   const std::vector<double> summed = run_backward(grad_out, input, grad_in, in_taps ? &*in_taps : nullptr,
                                                   w_taps ? &*w_taps : nullptr, g);
