@@ -49,8 +49,11 @@ def shift(input: Tensor, shifts: Tensor, padding: PluginInfo, interp: PluginInfo
     """The shift with any mix of compiled and runtime plugins, through ``shift_tabled``."""
     shifts = shifts.to(input.device)
     value = plan(input.shape, shifts.detach(), padding, interp)
-    grad = value if grad_interp is interp and not shifts.requires_grad else plan(input.shape, shifts, padding, grad_interp)
-    if grad_interp.support == 1:  # the derivative of a single tap is zero: skip that work
-        grad = grad._replace(weights=grad.weights.detach())
+    # The gradient plan is needed only when the shifts get a gradient, and a single tap has
+    # derivative zero: otherwise the value plan stands in for it (no work).
+    if shifts.requires_grad and torch.is_grad_enabled() and grad_interp.support > 1:
+        grad = plan(input.shape, shifts, padding, grad_interp)
+    else:
+        grad = value
     return torch.ops.shiftzoo.shift_tabled(input, value.offsets, value.tables, value.weights,
                                            grad.offsets, grad.tables, grad.weights, padding.name)

@@ -112,7 +112,7 @@ def loop_shift_1d(x, s, pad, weights, support):
     return out
 
 
-@pytest.mark.parametrize("a", [2, 3])
+@pytest.mark.parametrize("a", [2, 3, 4])  # 4, 6 and 8 taps
 def test_lanczos_against_loops(cleanup, a):
     name = f"lanczos{a}"
     shiftzoo.register_interp(name, support=2 * a, weights=lanczos_weights(a))
@@ -239,3 +239,17 @@ def test_huge_shift_without_period_is_refused(cleanup):
     torch.testing.assert_close(shift(x, torch.tensor([[1e6]]), "no_period", "linear"), torch.zeros_like(x))
     with pytest.raises(ValueError, match=r"padding 'no_period' declares no period.*register it with period="):
         shift(x, torch.tensor([[1e30]]), "no_period", "linear")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=str)
+def test_runtime_plugins_in_every_layout_and_dtype(runtime_twins, dtype):
+    base = torch.randn(2, 3, 9, 10, dtype=F64, generator=gen(30))
+    s = torch.randn(3, 2, dtype=F64, generator=gen(31)) * 2
+    layouts = [base, base.contiguous(memory_format=torch.channels_last), base.transpose(2, 3).contiguous().transpose(2, 3)]
+    for x in layouts:
+        x = x.to(dtype)
+        got = grads(lambda a, b: shift(a, b, "rt_symmetric", "rt_cubic"), x, s, torch.ones_like(x))
+        want = grads(lambda a, b: shift(a, b, "symmetric", "cubic"), x, s, torch.ones_like(x))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        assert got[0].stride() == want[0].stride()

@@ -41,6 +41,7 @@ struct ChannelTaps {
   const int64_t* edge_src = nullptr;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
   const double* weight = nullptr;
+  double weight_h[kMaxSupport] = {}, weight_w[kMaxSupport] = {};  // the H and W factors of it
 
   int taps() const { return kd * kh * kw; }
 
@@ -86,6 +87,8 @@ struct ChannelTaps {
       for (int b = 0; b < kh; ++b)
         for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
     weight = weight_storage;
+    for (int b = 0; b < kh; ++b) weight_h[b] = th.w[b];
+    for (int t = 0; t < kw; ++t) weight_w[t] = tw.w[t];
   }
 
   // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row
