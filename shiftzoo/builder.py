@@ -4,7 +4,8 @@ A config is a mapping with ``type`` (a name from :func:`shiftzoo.list_blocks`) a
 arguments; a bare type name stands for ``{"type": name}``. Which arguments are nested configs comes
 from the constructor's annotations: ``nn.Module`` (or ``Optional``/``Sequence`` of it) takes child
 configs, :data:`shiftzoo.blocks.ShiftSpec` a shift-layer config whose ``channels`` the block supplies,
-and ``PaddingName``/``InterpName`` a plugin name checked through :mod:`shiftzoo.registry`.
+``PaddingName``/``InterpName`` a plugin name checked through :mod:`shiftzoo.registry`, ``Literal[...]``
+one of its values, and ``int``/``float``/``bool``/``str`` a value of that type.
 
 The whole tree is checked before anything is constructed. Every problem raises :class:`ConfigError`
 naming the config path (``layers[2].shift.padding``), the bad value, the valid choices and the closest
@@ -174,8 +175,14 @@ _SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
 
 
 def _check_scalar(value: Any, hint: Any, path: str) -> None:
-    """Plain ``int``/``float``/``bool``/``str`` arguments (or Optional of them) get their type checked."""
+    """Plain ``int``/``float``/``bool``/``str`` arguments (or Optional of them) get their type checked,
+    ``Literal[...]`` arguments their value."""
     hint = _unwrap_optional(hint)
+    if typing.get_origin(hint) is typing.Literal and value is not None:
+        choices = typing.get_args(hint)
+        if not any(type(value) is type(c) and value == c for c in choices):
+            raise _choice_error(path, "invalid value", value, [str(c) for c in choices])
+        return
     accepted = _SCALARS.get(hint)
     if value is None or not accepted:
         return

@@ -29,6 +29,8 @@ struct ChannelTaps {
   int kd = 1, kh = 1;
   const int64_t* src_z = nullptr;  // [D][kd]: input index or kZeroTap
   const int64_t* src_y = nullptr;  // [H][kh]
+  int64_t offset_z = 0;            // src_z[z * kd + a] == z + offset_z + a for z in inner_z
+  Span inner_z{0, 0};
   int64_t offset_y = 0;            // src_y[y * kh + b] == y + offset_y + b for y in inner_y
   Span inner_y{0, 0};
   // Last axis (W): tap t of output x reads x + offset + t inside `inner`; the few positions
@@ -65,6 +67,8 @@ struct ChannelTaps {
       return src;
     };
     src_z = axis_sources(0, td, kd);
+    offset_z = td.offset;
+    inner_z = interior(g.size[0], offset_z, kd);
     src_y = axis_sources(1, th, kh);
     offset_y = th.offset;
     inner_y = interior(g.size[1], offset_y, kh);

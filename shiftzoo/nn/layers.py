@@ -260,13 +260,14 @@ class _FrozenShift(ShiftLayer):
 class GroupedShift(_FrozenShift):
     """Grouped shift (ShiftNet, Wu et al. 2018): fixed whole-pixel shifts, one displacement per channel
     group. The ``C`` channels are split into ``prod(kernel_size)`` groups of ``C // prod(kernel_size)``,
-    group ``g`` moves by the ``g``-th offset of the kernel (raster order, each axis ``-(k//2) .. k//2``
-    times ``dilation``); leftover channels stay. The shifts are the buffer ``weight``: they never
-    train, and the backward computes no shift gradient.
+    group ``g`` moves by the ``g``-th tap of the kernel (raster order, each axis ``-(k//2) .. k//2``
+    times ``dilation`` for an odd ``k``; an even kernel's centre rounds down as with ``padding="same"``,
+    see :func:`~shiftzoo.nn.grouped_pattern`); leftover channels stay. The shifts are the buffer
+    ``weight``: they never train, and the backward computes no shift gradient.
 
     Args:
         channels: number of channels ``C`` (at least ``prod(kernel_size)``).
-        kernel_size: odd kernel size, one int or one per spatial axis.
+        kernel_size: kernel size, one int or one per spatial axis.
         dilation: spacing of the offsets, one int or one per spatial axis.
         padding: any registered padding.
     """
@@ -275,8 +276,6 @@ class GroupedShift(_FrozenShift):
                  dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros") -> None:
         kernel = as_tuple(kernel_size, self.dims, "kernel_size", 1)
         spacing = as_tuple(dilation, self.dims, "dilation", 1)
-        if any(k % 2 == 0 for k in kernel):
-            raise ValueError(f"GroupedShift: kernel_size must be odd (a centred pattern), got {kernel_size!r}")
         super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing), padding)
         self.kernel_size, self.dilation = kernel, spacing
 

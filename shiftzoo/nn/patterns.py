@@ -26,10 +26,13 @@ def _groups(channels: int, bounds: Sequence[int], displacements: Sequence[Sequen
 
 def grouped_pattern(channels: int, kernel_size: Tuple[int, ...], dilation: Tuple[int, ...]) -> Tensor:
     """ShiftNet's grouped shift (Wu et al. 2018): ``prod(kernel_size)`` equal groups of
-    ``channels // prod(kernel_size)`` channels, one displacement each (every offset of the kernel,
-    ``-(k//2) .. k//2`` times the dilation per axis, in raster order); leftover channels unshifted.
+    ``channels // prod(kernel_size)`` channels, one displacement each (every tap of the kernel, in
+    raster order); leftover channels unshifted. Per axis the taps are ``i * dilation - ceil(e / 2)``
+    for ``i = 0 .. k-1``, ``e = dilation * (k - 1)``: ``-(k//2) .. k//2`` times the dilation for an
+    odd ``k``; an even kernel's centre rounds down as with ``padding="same"``, so each group reads
+    what one tap of the depthwise convolution it replaces reads.
     """
-    offsets = [[(i - k // 2) * dil for i in range(k)] for k, dil in zip(kernel_size, dilation)]
+    offsets = [[i * dil - (dil * (k - 1) + 1) // 2 for i in range(k)] for k, dil in zip(kernel_size, dilation)]
     displacements = list(itertools.product(*offsets))
     per_group = channels // len(displacements)
     if per_group == 0:
@@ -44,6 +47,8 @@ def grouped_pattern(channels: int, kernel_size: Tuple[int, ...], dilation: Tuple
 def shiftvit_pattern(channels: int, n_div: int = 12) -> Tensor:
     """ShiftViT's partial shift (Wang et al. 2022): four groups of ``channels // n_div`` channels move
     one pixel left, right, up and down; the remaining channels are untouched. Axes are (H, W)."""
+    if isinstance(n_div, bool) or not isinstance(n_div, int) or n_div < 4:
+        raise ValueError(f"shiftvit: n_div must be an int >= 4 (four groups of channels // n_div), got {n_div!r}")
     g = channels // n_div
     if g == 0:
         raise ValueError(f"shiftvit: {channels} channels are fewer than n_div={n_div}: no channel would move")
@@ -81,6 +86,9 @@ def temporal_pattern(channels: int, fold_div: int = 8, bidirectional: bool = Tru
     """TSM's temporal shift (Lin et al. 2019) as ``(C, 1)`` shifts along time, ``fold = C // fold_div``.
     Bidirectional: channels ``[0, fold)`` read the next frame (-1), ``[fold, 2 fold)`` the previous
     one (+1). Online (uni-directional): only ``[0, fold)`` read the previous frame (+1)."""
+    if bidirectional and fold_div < 2:
+        raise ValueError(f"temporal shift: a bidirectional shift needs fold_div >= 2 (two groups of "
+                         f"channels // fold_div), got {fold_div}")
     fold = channels // fold_div
     if fold == 0:
         raise ValueError(f"temporal shift: {channels} channels are fewer than fold_div={fold_div}: "
