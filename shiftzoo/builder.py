@@ -174,7 +174,7 @@ def _arg_hints(factory: Callable[..., nn.Module]) -> Dict[str, Any]:
 _SCALARS = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
 
 
-def _check_scalar(value: Any, hint: Any, path: str) -> None:
+def _check_value(value: Any, hint: Any, path: str) -> None:
     """Plain ``int``/``float``/``bool``/``str`` arguments (or Optional of them) get their type checked,
     ``Literal[...]`` arguments their value."""
     hint = _unwrap_optional(hint)
@@ -229,7 +229,7 @@ def _parse(raw: Any, path: str, supplied: frozenset) -> _Node:
         if kind in ("module", "modules", "shift") and value is not None and not isinstance(value, nn.Module):
             node.children[key] = _parse_child(value, kind, key_path)
         else:
-            _check_scalar(value, hints.get(key), key_path)
+            _check_value(value, hints.get(key), key_path)
             node.args[key] = _check_plugin(value, kind, key_path)
     missing = [n for n, p in named.items()
                if p.default is inspect.Parameter.empty and n not in raw and n not in supplied]

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from . import registry
-from .nn.geometry import CONV_TO_SHIFT_PADDING, DepthwiseGeometry, as_tuple
-from .nn.layers import FixedShift, _LearnableShift, per_axis, with_dims
+from .nn.geometry import CONV_TO_SHIFT_PADDING, DepthwiseGeometry
+from .nn.layers import FixedShift, ThumbRule, _check_number, _LearnableShift, per_axis, with_dims
 
 __all__ = ["Shift1d", "Shift2d", "Shift3d", "QuantizedShift", "quant_mapping"]
 
@@ -33,7 +33,7 @@ _CONV_KEYS = ("in_channels", "out_channels", "groups", "bias")  # accepted so co
 
 
 def _emulation(emulate_dw: Mapping[str, Any], dims: int, in_channels: int, padding: str,
-               init_shift: Union[float, Sequence[float]], init_thumb_rule: int
+               init_shift: Union[float, Sequence[float]], init_thumb_rule: ThumbRule
                ) -> Tuple[DepthwiseGeometry, str, Tuple[float, ...]]:
     """The geometry, shift padding and per-axis init range of the seed's depthwise-conv emulation."""
     if not isinstance(emulate_dw, Mapping):
@@ -89,7 +89,7 @@ class _SeedShift(_LearnableShift):
 
     def __init__(self, in_channels: int, padding: str = "zeros", init_shift: Union[float, Sequence[float]] = 1,
                  sparsity_term: float = 5e-4, active_flag: bool = False,
-                 emulate_dw: Optional[Mapping[str, Any]] = None, init_thumb_rule: int = 1) -> None:
+                 emulate_dw: Optional[Mapping[str, Any]] = None, init_thumb_rule: ThumbRule = 1) -> None:
         geometry = None
         if emulate_dw is not None:
             geometry, padding, init_shift = _emulation(emulate_dw, self.dims, in_channels, padding, init_shift,
@@ -98,12 +98,21 @@ class _SeedShift(_LearnableShift):
                          grad_interp="linear", sparsity=sparsity_term, init_shift=init_shift,
                          init_thumb_rule=init_thumb_rule)
         self.active_flag = bool(active_flag)
-        self.sparsity_term = sparsity_term
         self.emulate_dw = dict(emulate_dw) if emulate_dw is not None else None
         self.geometry = geometry
 
     @property
+    def sparsity_term(self) -> float:
+        """The strength of the L1 penalty: the seed's name for ``sparsity`` (one value, both names)."""
+        return self.sparsity
+
+    @sparsity_term.setter
+    def sparsity_term(self, value: float) -> None:
+        self.sparsity = _check_number("sparsity_term", value)
+
+    @property
     def in_channels(self) -> int:
+        """The number of channels (the seed's name for ``channels``)."""
         return self.channels
 
     @property

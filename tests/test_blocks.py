@@ -206,6 +206,9 @@ def test_every_form_of_shift_spec(shift):
     (lambda: FEBlock(16, 8, split=0.25), "leaves no room for new channels"),
     (lambda: FEBlock(16, 32, split=0.01), "selects 0 of 16 channels"),
     (lambda: ShiftViTBlock(8), "fewer than n_div=12"),
+    (lambda: ShiftViTBlock(24, n_div=3), r"n_div must be an int >= 4 \(four groups"),  # the 4th group would be empty
+    (lambda: ShiftViTBlock(24, n_div=0), r"n_div must be an int >= 4"),
+    (lambda: TemporalShift(16, fold_div=1), r"bidirectional shift needs fold_div >= 2"),
     (lambda: ShiftViTBlock(24, norm="instance"), r"norm must be one of \['batch', 'group', 'layer'\]"),
     (lambda: SpatialShiftBlock(3), "at least 4 channels"),
     (lambda: AxialShiftBlock(8, shift_size=0), "shift_size and dilation must be >= 1"),

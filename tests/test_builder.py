@@ -140,7 +140,17 @@ def test_nothing_is_built_before_the_whole_tree_is_checked(user_blocks):
     with pytest.raises(ConfigError, match=r"layers\[1\]\.padding"):
         build_shift({"type": "sequential", "layers": ["test_spy", {"type": "sparse_shift2d", "channels": 2,
                                                                    "padding": "nope"}]})
+    with pytest.raises(ConfigError, match=r"layers\[1\]\.norm: invalid value 'instance'"):
+        build_shift({"type": "sequential", "layers": ["test_spy", {"type": "spatial_shift", "channels": 8,
+                                                                   "norm": "instance"}]})
     assert not built
+
+
+def test_a_block_that_returns_no_module(user_blocks):
+    shiftzoo.register_block("test_not_a_module")(lambda: 3)
+    user_blocks.append("test_not_a_module")
+    with pytest.raises(ConfigError, match=r"^layers\[0\]: 'test_not_a_module' returned int, not an nn.Module$"):
+        build_shift({"type": "sequential", "layers": ["test_not_a_module"]})
 
 
 SHIFT_TYPES = "active_shift1d, active_shift2d"  # the start of the valid type list
@@ -179,8 +189,15 @@ SHIFT_TYPES = "active_shift1d, active_shift2d"  # the start of the valid type li
      r"^layers\[0\]: cannot build 'sparse_shift2d': channels must be a positive int, got -4$"),
     ({"type": "csc", "in_channels": 8, "out_channels": 8, "shift": "grouped_shift2d"},
      r"^shift: cannot build 'grouped_shift2d': grouped shift: 8 channels cannot hold the 9 displacements"),
-    ({"type": "residual", "body": {"type": "spatial_shift", "channels": 8, "norm": "instance"}},
-     r"^body: cannot build 'spatial_shift': norm must be one of"),
+    ({"type": "residual", "body": {"type": "spatial_shift", "channels": 8, "norm": "lyer"}},
+     r"^body\.norm: invalid value 'lyer'; valid choices: batch, layer, group; closest match: 'layer'$"),
+    ({"type": "sparse_shift1d", "channels": 8, "init_thumb_rule": 3},
+     r"^init_thumb_rule: invalid value 3; valid choices: 1, 2; closest match: none$"),
+    ({"type": "active_shift1d", "channels": 8, "init_thumb_rule": True},
+     r"^init_thumb_rule: invalid value True; valid choices: 1, 2"),
+    ({"type": "temporal_shift", "channels": 16, "bidirectional": "no"}, r"^bidirectional: expected bool, got str 'no'$"),
+    ({"type": "shiftvit_block", "channels": 24, "n_div": 2},
+     r"^<config>: cannot build 'shiftvit_block': shiftvit: n_div must be an int >= 4"),
 ])
 def test_config_errors(config, match):
     with pytest.raises(ConfigError, match=match):

@@ -2,6 +2,7 @@
 depthwise-conv emulation against real convolutions, and the quantized path."""
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
@@ -16,6 +17,15 @@ from shiftzoo.compat import QuantizedShift, Shift1d, Shift2d, Shift3d, quant_map
 CONVS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
+@pytest.mark.parametrize("cls", [Shift1d, Shift2d, Shift3d])
+def test_the_seeds_signature_exactly(cls):
+    params = inspect.signature(cls).parameters
+    assert [(p.name, p.default) for p in params.values()] == [
+        ("in_channels", inspect.Parameter.empty), ("padding", "zeros"), ("init_shift", 1), ("sparsity_term", 5e-4),
+        ("active_flag", False), ("emulate_dw", None), ("init_thumb_rule", 1)]
+    assert cls.dims == int(cls.__name__[-2])
+
+
 def test_returns_output_and_loss():
     torch.manual_seed(0)
     layer = Shift2d(in_channels=6)
@@ -26,6 +36,8 @@ def test_returns_output_and_loss():
     loss.backward()
     assert layer.weight.grad is not None
     assert Shift1d(3, sparsity_term=0)(torch.randn(1, 3, 4))[1] is None
+    layer.sparsity_term = 0  # one value under both names: the seed's attribute turns the penalty off
+    assert layer(x)[1] is None and layer.sparsity_loss().item() == 0.0
     assert layer.in_channels == 6 and layer.weights is layer.weight
     assert list(layer.state_dict()) == ["weight"]  # the seed's checkpoint key
 
@@ -74,7 +86,7 @@ def test_emulate_dw_output_shape_equals_the_depthwise_conv(dims, kernel, stride,
         layer = cls(4, emulate_dw=spec)
     assert any("dilation" in str(w.message) for w in caught) == ("dilation" in spec)
     conv = CONVS[dims](4, 4, kernel, stride=stride, padding=padding, dilation=dilation, groups=4)
-    for size in ((9, 10, 11), (8, 13, 7))[: 2]:
+    for size in ((9, 10, 11), (8, 13, 7)):
         x = torch.randn(1, 4, *size[:dims], generator=gen(3))
         out, _ = layer(x)
         assert out.shape == conv(x).shape, (size, spec)

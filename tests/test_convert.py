@@ -81,6 +81,7 @@ CASES = [  # (dims, kernel, stride, padding, dilation, padding_mode)
     (2, 5, 3, 0, 1, "replicate"), (2, 3, 1, 2, 1, "zeros"), (2, 3, 2, 3, 1, "circular"), (2, 7, 1, "same", 1, "zeros"),
     (2, (1, 5), (2, 1), (0, 2), 1, "zeros"), (2, 3, 1, 2, 2, "zeros"), (2, 3, 2, "valid", (1, 2), "zeros"),
     (1, 3, 2, 1, 1, "zeros"), (1, 5, 1, 0, 3, "zeros"), (3, 3, 2, 1, 1, "zeros"), (3, (3, 1, 3), 1, (0, 1, 2), 1, "zeros"),
+    (2, 4, 2, 1, 1, "zeros"), (2, (2, 3), 1, "same", 1, "reflect"), (1, 2, 2, 0, 3, "zeros"),  # even kernels
 ]
 
 
@@ -94,6 +95,33 @@ def test_from_depthwise_keeps_the_output_shape(dims, kernel, stride, padding, di
         module = shiftzoo.nn.layers.FAMILIES[family][dims].from_depthwise(conv)
         assert module(x).shape == conv(x).shape
     assert DepthwiseGeometry.from_conv(conv).output_size(size) == tuple(conv(x).shape[2:])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@pytest.mark.parametrize("dims, kernel, padding, dilation", [
+    (2, 3, 1, 1), (2, 3, 0, 1), (2, 3, 2, 2), (2, 4, "same", 1), (2, (2, 3), 0, 1), (2, 4, 1, (2, 1)),
+    (1, 5, 2, 1), (1, 4, 0, 3), (1, 2, 0, 1)])
+def test_grouped_from_depthwise_reads_the_taps_of_the_conv(dims, kernel, padding, dilation):
+    """ShiftNet: a shift is a depthwise conv whose kernel is one-hot. At stride 1, every group of the
+    converted layer must equal the conv one-hot at one of its taps, each tap taken by exactly one group."""
+    conv_cls = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
+    taps = int(torch.tensor(nn.modules.utils._ntuple(dims)(kernel)).prod())
+    channels = 2 * taps
+    conv = conv_cls(channels, channels, kernel, padding=padding, dilation=dilation, groups=channels, bias=False)
+    module = shiftzoo.nn.layers.FAMILIES["grouped"][dims].from_depthwise(conv)
+    x = torch.randn(2, channels, *{1: (13,), 2: (9, 10)}[dims], generator=gen(4))
+    out = module(x)
+    found = {}
+    for tap in range(taps):  # the conv one-hot at `tap` (raster order), on every channel
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight.view(channels, taps)[:, tap] = 1
+        reference = conv(x)
+        for c in range(channels):
+            if torch.allclose(out[:, c], reference[:, c]):
+                found.setdefault(c, []).append(tap)
+    assert all(len(found.get(c, [])) == 1 for c in range(channels)), found
+    assert sorted(found[c][0] for c in range(0, channels, 2)) == list(range(taps))  # groups of 2, one tap each
 
 
 def test_from_depthwise_defaults_follow_the_conv():
@@ -149,3 +177,16 @@ def test_shared_and_multiplier_convs():
     assert report.replaced == ["0", "2"] and model[0] is model[2] and isinstance(model[0], GroupedShift2d)
     assert list(report.skipped) == ["3"] and model[3] is multiplier
     assert model(torch.randn(1, 9, 5, 5)).shape == (1, 18, 5, 5)
+    single = nn.Sequential(nn.Conv1d(1, 1, 3, padding=1), nn.Conv1d(1, 4, 1))  # groups == in == out == 1
+    assert shiftzoo.replace_depthwise(single).replaced == ["0"] and isinstance(single[0], shiftzoo.SparseShift1d)
+
+
+def test_replace_depthwise_changes_nothing_when_one_conv_cannot_be_replaced():
+    model = nn.Sequential(nn.Conv2d(18, 18, 3, padding=1, groups=18), nn.Conv2d(8, 8, 3, padding=1, groups=8))
+    with pytest.raises(ValueError, match=r"cannot replace '1' \(Conv2d\(8, 8.*the model is unchanged: grouped shift: "
+                                         r"8 channels cannot hold the 9 displacements"):
+        shiftzoo.replace_depthwise(model, "grouped")
+    assert all(type(m) is nn.Conv2d for m in model)
+    with pytest.raises(TypeError, match=r"cannot replace '0'.*sparsity"):
+        shiftzoo.replace_depthwise(model, "active", sparsity=0.1)
+    assert all(type(m) is nn.Conv2d for m in model)

@@ -61,15 +61,17 @@ def test_sparse_forward_is_the_rounded_shift(dims):
 
 
 def test_sparse_shift_gradient_is_the_linear_one():
-    """SSL: forward rounds, but the shift gradient is linear interpolation's, at the real shifts."""
+    """SSL: forward rounds, but the shift gradient is linear interpolation's, at the real shifts;
+    the input gradient is the adjoint of the rounded shift (not of the interpolated one)."""
     sparse, active = make(SparseShift2d, 5), make(ActiveShift2d, 5)
     shifts = torch.randn(5, 2, generator=gen(3)) * 2
     set_shifts(sparse, shifts)
     set_shifts(active, shifts)
-    x = torch.randn(2, 5, 7, 8, generator=gen(4))
+    x = torch.randn(2, 5, 7, 8, generator=gen(4), requires_grad=True)
     g = torch.randn(2, 5, 7, 8, generator=gen(5))
     (sparse(x) * g).sum().backward()
-    (active(x) * g).sum().backward()
+    torch.testing.assert_close(x.grad, pad_slice_per_channel(g, (-torch.round(shifts)).long().tolist()))
+    (active(x.detach()) * g).sum().backward()
     torch.testing.assert_close(sparse.weight.grad, active.weight.grad)
     assert not torch.allclose(sparse(x), active(x))  # yet the forwards differ
 
@@ -99,6 +101,9 @@ def test_grouped_pattern_and_forward():
     torch.testing.assert_close(layer(x), pad_slice_per_channel(x, pattern))
     assert GroupedShift1d(7, kernel_size=5).weight.squeeze(1).tolist() == [-2, -1, 0, 1, 2, 0, 0]
     assert grouped_pattern(4, (1, 3), (1, 1)).tolist() == [[0, -1], [0, 0], [0, 1], [0, 0]]
+    # even kernels: the centre rounds down like padding="same" (taps -ceil(e/2) .. floor(e/2), e = d(k-1))
+    assert grouped_pattern(4, (4,), (1,)).squeeze(1).tolist() == [-2, -1, 0, 1]
+    assert grouped_pattern(3, (2,), (3,)).squeeze(1).tolist() == [-2, 1, 0]
 
 
 def test_grouped_shifts_are_frozen():
@@ -203,7 +208,7 @@ def test_runtime_registered_padding_is_accepted():
     (lambda: SparseShift2d(4, init_shift=(1.0, 2.0, 3.0)), r"init_shift must be a number or 2 numbers"),
     (lambda: SparseShift2d(4, init_shift=-1), r"init_shift must be a finite number >= 0"),
     (lambda: SparseShift2d(4, sparsity=float("nan")), r"sparsity must be a finite number"),
-    (lambda: GroupedShift2d(16, kernel_size=4), r"kernel_size must be odd"),
+    (lambda: GroupedShift2d(16, kernel_size=0), r"kernel_size must be an int >= 1"),
     (lambda: GroupedShift2d(8), r"8 channels cannot hold the 9 displacements of a 3x3 kernel"),
     (lambda: GroupedShift2d(9, kernel_size=(3, 3, 3)), r"kernel_size must be an int >= 1 or a sequence of 2"),
     (lambda: FixedShift(torch.zeros(3)), r"shifts must have shape \(C, d\)"),

@@ -3,11 +3,12 @@ channel MLP and the 1x1 -> shift -> 1x1 bottleneck."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Callable, Dict, Literal, Mapping, Union
 
 from torch import Tensor, nn
 
-__all__ = ["ShiftSpec", "make_shift", "make_norm", "ChannelLayerNorm", "ConvMLP", "shift_bottleneck", "check_positive"]
+__all__ = ["ShiftSpec", "NormName", "make_shift", "make_norm", "ChannelLayerNorm", "ConvMLP", "shift_bottleneck",
+           "check_positive"]
 
 # What a block accepts for its shift layer; the block supplies ``channels``:
 #   "sparse_shift2d"                               a registered type name,
@@ -38,10 +39,13 @@ class ChannelLayerNorm(nn.LayerNorm):
         return super().forward(input.movedim(1, -1)).movedim(-1, 1)
 
 
-_NORMS = {"batch": nn.BatchNorm2d, "layer": ChannelLayerNorm, "group": lambda c: nn.GroupNorm(1, c)}
+# The norms a block can use (the builder checks a config's value against this Literal).
+NormName = Literal["batch", "layer", "group"]
+_NORMS: Dict[str, Callable[[int], nn.Module]] = {
+    "batch": nn.BatchNorm2d, "layer": ChannelLayerNorm, "group": lambda c: nn.GroupNorm(1, c)}
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
+def make_norm(kind: NormName, channels: int) -> nn.Module:
     """``"batch"`` (BatchNorm2d), ``"layer"`` (LayerNorm over channels) or ``"group"`` (GroupNorm with one group)."""
     if kind not in _NORMS:
         raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {kind!r}")

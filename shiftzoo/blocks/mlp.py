@@ -9,16 +9,16 @@ from torch import Tensor, nn
 
 from ..nn.layers import FixedShift, PaddingName
 from ..nn.patterns import axial_pattern, shiftvit_pattern, spatial_pattern
-from .common import ConvMLP, check_positive, make_norm
+from .common import ConvMLP, NormName, check_positive, make_norm
 from .registry import register_block
 
 __all__ = ["ShiftViTBlock", "AxialShiftBlock", "SpatialShiftBlock"]
 
 
 class _MixerBlock(nn.Module):
-    """``x = x + mixer(x)`` then ``x = x + mlp(norm(x))``; subclasses build ``self.mixer``."""
+    """``x = mix(x)`` then ``x = x + mlp(norm(x))``; subclasses define :meth:`mix` (with its own residual if any)."""
 
-    def __init__(self, channels: int, mlp_ratio: float, drop: float, norm: str) -> None:
+    def __init__(self, channels: int, mlp_ratio: float, drop: float, norm: NormName) -> None:
         super().__init__()
         check_positive(channels=channels)
         self.norm = make_norm(norm, channels)
@@ -47,7 +47,7 @@ class ShiftViTBlock(_MixerBlock):
     """
 
     def __init__(self, channels: int, n_div: int = 12, mlp_ratio: float = 4.0, drop: float = 0.0,
-                 norm: str = "batch", padding: PaddingName = "zeros") -> None:
+                 norm: NormName = "batch", padding: PaddingName = "zeros") -> None:
         super().__init__(channels, mlp_ratio, drop, norm)
         self.shift = FixedShift(shiftvit_pattern(channels, n_div), padding)
 
@@ -72,7 +72,7 @@ class AxialShiftBlock(_MixerBlock):
     """
 
     def __init__(self, channels: int, shift_size: int = 5, dilation: int = 1, mlp_ratio: float = 4.0,
-                 drop: float = 0.0, norm: str = "group", padding: PaddingName = "zeros") -> None:
+                 drop: float = 0.0, norm: NormName = "group", padding: PaddingName = "zeros") -> None:
         super().__init__(channels, mlp_ratio, drop, norm)
         self.pre_norm = make_norm(norm, channels)
         self.conv1 = nn.Sequential(nn.Conv2d(channels, channels, 1), make_norm(norm, channels), nn.GELU())
@@ -103,7 +103,7 @@ class SpatialShiftBlock(_MixerBlock):
         padding: what the shifted-in border reads (any registered padding).
     """
 
-    def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0, norm: str = "layer",
+    def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0, norm: NormName = "layer",
                  padding: PaddingName = "zeros") -> None:
         super().__init__(channels, mlp_ratio, drop, norm)
         self.pre_norm = make_norm(norm, channels)

@@ -26,8 +26,10 @@ def register_block(name: str, *, force: bool = False) -> Callable[[F], F]:
     The builder reads the constructor's signature: arguments annotated ``nn.Module`` (or
     ``Optional``/``Sequence`` of it) take nested configs, arguments annotated
     :data:`shiftzoo.blocks.ShiftSpec` take a shift-layer config whose ``channels`` the block
-    supplies, and arguments annotated ``PaddingName``/``InterpName`` are checked against the
-    plugin registry. Registering a taken name raises unless ``force=True``.
+    supplies, arguments annotated ``PaddingName``/``InterpName`` are checked against the
+    plugin registry, and ``Literal[...]``, ``int``, ``float``, ``bool`` and ``str`` arguments are
+    checked too (all before anything is constructed). Registering a taken name raises unless
+    ``force=True``.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"block names are snake case ([a-z][a-z0-9_]*), got {name!r}")

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, ClassVar, Dict, NamedTuple, NewType, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import (Any, ClassVar, Dict, Literal, NamedTuple, NewType, Optional, Sequence, Tuple, Type, TypeVar,
+                    Union)
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ from .geometry import DepthwiseGeometry, as_tuple
 from .patterns import grouped_pattern
 
 __all__ = [
-    "PaddingName", "InterpName", "IntegerShifts", "ShiftLayer", "SparseShift", "ActiveShift",
+    "PaddingName", "InterpName", "ThumbRule", "IntegerShifts", "ShiftLayer", "SparseShift", "ActiveShift",
     "GroupedShift", "FixedShift", "with_dims", "sparsity_loss",
     "SparseShift1d", "SparseShift2d", "SparseShift3d", "ActiveShift1d", "ActiveShift2d", "ActiveShift3d",
     "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",
@@ -40,6 +41,8 @@ __all__ = [
 # shiftzoo.registry (so runtime-registered plugins are accepted too).
 PaddingName = NewType("PaddingName", str)
 InterpName = NewType("InterpName", str)
+# The seed's two initialisation rules: 1: uniform(-r, r); 2: uniform(0, r) times one random sign per axis.
+ThumbRule = Literal[1, 2]
 
 _AXES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
@@ -175,7 +178,7 @@ class _LearnableShift(ShiftLayer):
 
     def __init__(self, channels: int, *, padding: PaddingName, interp: InterpName,
                  grad_interp: Optional[InterpName], sparsity: float,
-                 init_shift: Union[float, Sequence[float]], init_thumb_rule: int) -> None:
+                 init_shift: Union[float, Sequence[float]], init_thumb_rule: ThumbRule) -> None:
         super().__init__(channels, padding=padding, interp=interp, grad_interp=grad_interp, sparsity=sparsity)
         self.init_shift = per_axis("init_shift", init_shift, self.dims)
         if isinstance(init_thumb_rule, bool) or init_thumb_rule not in (1, 2):
@@ -220,7 +223,7 @@ class SparseShift(_LearnableShift):
     """
 
     def __init__(self, channels: int, padding: PaddingName = "zeros", init_shift: Union[float, Sequence[float]] = 1.0,
-                 init_thumb_rule: int = 1, sparsity: float = 5e-4) -> None:
+                 init_thumb_rule: ThumbRule = 1, sparsity: float = 5e-4) -> None:
         super().__init__(channels, padding=padding, interp="nearest", grad_interp="linear", sparsity=sparsity,
                          init_shift=init_shift, init_thumb_rule=init_thumb_rule)
 
@@ -241,7 +244,7 @@ class ActiveShift(_LearnableShift):
     """
 
     def __init__(self, channels: int, padding: PaddingName = "zeros", interp: InterpName = "linear",
-                 init_shift: Union[float, Sequence[float]] = 1.0, init_thumb_rule: int = 1) -> None:
+                 init_shift: Union[float, Sequence[float]] = 1.0, init_thumb_rule: ThumbRule = 1) -> None:
         super().__init__(channels, padding=padding, interp=interp, grad_interp=None, sparsity=0.0,
                          init_shift=init_shift, init_thumb_rule=init_thumb_rule)
 
