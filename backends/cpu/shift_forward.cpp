@@ -11,12 +11,32 @@ namespace shiftzoo::cpu {
 
 namespace {
 
+// Whether a tensor's channels are closer in memory than its pixels (channels_last and kin).
+bool channels_inner(const Geometry& g) {
+  return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
+}
+
 template <typename T>
 void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTapsList& taps) {
-  const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
   const Geometry gi(input), go(output);
   const T* in_data = input.const_data_ptr<T>();
   T* out_data = output.mutable_data_ptr<T>();
+  if (channels_inner(gi) && channels_inner(go)) {
+    // every channel's weights in the kernel precision, once
+    using A = at::opmath_type<T>;
+    const int64_t per_channel = taps.front().taps();
+    std::vector<A> weights(gi.channels * per_channel);
+    for (int64_t c = 0; c < gi.channels; ++c)
+      for (int64_t i = 0; i < per_channel; ++i) weights[c * per_channel + i] = static_cast<A>(taps[c].weight[i]);
+    const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
+    const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end);
+    });
+    return;
+  }
+  const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
   for_each_plane(gi, [&](int64_t n, int64_t c) {
     plane_fn(plane_ptr(in_data, gi, n, c), plane_ptr(out_data, go, n, c), gi, go, taps[c]);
   });
