@@ -43,7 +43,7 @@ struct ChannelTaps {
   const int64_t* edge_src = nullptr;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
   const double* weight = nullptr;
-  double weight_h[kMaxSupport] = {}, weight_w[kMaxSupport] = {};  // the H and W factors of it
+  double weight_d[kMaxSupport] = {}, weight_h[kMaxSupport] = {}, weight_w[kMaxSupport] = {};  // its factors
 
   int taps() const { return kd * kh * kw; }
 
@@ -91,6 +91,7 @@ struct ChannelTaps {
       for (int b = 0; b < kh; ++b)
         for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
     weight = weight_storage;
+    for (int a = 0; a < kd; ++a) weight_d[a] = td.w[a];
     for (int b = 0; b < kh; ++b) weight_h[b] = th.w[b];
     for (int t = 0; t < kw; ++t) weight_w[t] = tw.w[t];
   }
