@@ -192,3 +192,24 @@ def test_planes_with_an_interior_block(shape, padding, interp, dtype):
     torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
     torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
     torch.testing.assert_close(gs, ref[2], atol=atol * (1 + ref[2].abs().max().item()), rtol=rtol)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_channels_last_gradients(dims, padding, interp, dtype):
+    """Input, grad_output and input gradient all channels-last (the layout-aware loops)."""
+    shape = {1: (2, 4, 13), 2: (2, 4, 7, 9), 3: (2, 3, 4, 5, 6)}[dims]
+    x = make_input(shape, dtype, "channels_last", seed=40)
+    g = make_input(shape, dtype, "channels_last", seed=41)
+    s = torch.rand(shape[1], dims, dtype=F64, generator=gen(42)) * 6 - 3
+    s[0] = 11.0  # a shift past the axis
+    grad_interp = "linear" if interp == "nearest" else None
+    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
+    ref = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp), x.to(F64), s, g.to(F64))
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
+    torch.testing.assert_close(gs, ref[2], atol=atol * (1 + ref[2].abs().max().item()), rtol=rtol)
+    assert out.stride() == x.stride() and gx.stride() == x.stride()

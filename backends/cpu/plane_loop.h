@@ -51,6 +51,12 @@ void for_each_plane(const Geometry& g, Body&& body) {
   });
 }
 
+// Whether a tensor's channels are closer in memory than its pixels (channels_last and kin): the
+// kernels then walk rows of all channels instead of planes.
+inline bool channels_inner(const Geometry& g) {
+  return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
+}
+
 // The start of plane (n, c) of a tensor.
 template <typename T>
 T* plane_ptr(T* data, const Geometry& g, int64_t n, int64_t c) {

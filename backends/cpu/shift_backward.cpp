@@ -3,6 +3,9 @@
 // combined later in a fixed order, so results are bit-identical on any thread count.
 #include <ATen/Dispatch.h>
 
+#include <type_traits>
+#include <vector>
+
 #include "cpu/isa.h"
 #include "cpu/shift_kernels.h"
 
@@ -16,13 +19,33 @@ template <typename T>
 void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
               const ChannelTapsList* input_grad_taps, const ChannelTapsList* correlate_taps,
               double* correlations) {
-  const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
   const Geometry gg(grad_out), gi(input);
   const Geometry gd(input_grad_taps ? grad_in : grad_out);
   const T* g_data = grad_out.const_data_ptr<T>();
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
+  // channels_last and kin (float/double: the input gradient accumulates in place): batch items
+  // in parallel, rows of all channels within each.
+  if (std::is_same_v<T, at::opmath_type<T>> && channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
+      (!correlate_taps || channels_inner(gi))) {
+    std::vector<T> weights;
+    if (input_grad_taps) {
+      const int64_t per_channel = input_grad_taps->front().taps();
+      weights.resize(gg.channels * per_channel);
+      for (int64_t c = 0; c < gg.channels; ++c)
+        for (int64_t i = 0; i < per_channel; ++i) weights[c * per_channel + i] = static_cast<T>((*input_grad_taps)[c].weight[i]);
+    }
+    const auto item_fn = SHIFTZOO_PER_ISA(backward_item_channels_inner<T>);
+    at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) {
+        item_fn(g_data, in_data, gin_data, gg, gi, gd, input_grad_taps, weights.data(), correlate_taps,
+                correlations, n);
+      }
+    });
+    return;
+  }
+  const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
   for_each_plane(gg, [&](int64_t n, int64_t c) {
     plane_fn(plane_ptr(g_data, gg, n, c), plane_ptr(in_data, gi, n, c),
              gin_data ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,

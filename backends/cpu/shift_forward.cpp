@@ -11,11 +11,6 @@ namespace shiftzoo::cpu {
 
 namespace {
 
-// Whether a tensor's channels are closer in memory than its pixels (channels_last and kin).
-bool channels_inner(const Geometry& g) {
-  return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
-}
-
 template <typename T>
 void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTapsList& taps) {
   const Geometry gi(input), go(output);
