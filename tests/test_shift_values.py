@@ -213,3 +213,21 @@ def test_channels_last_gradients(dims, padding, interp, dtype):
     torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
     torch.testing.assert_close(gs, ref[2], atol=atol * (1 + ref[2].abs().max().item()), rtol=rtol)
     assert out.stride() == x.stride() and gx.stride() == x.stride()
+
+
+@pytest.mark.parametrize("expand", ["channels", "width", "batch"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+def test_zero_strides(expand, interp):
+    """Expanded inputs (stride 0) are read in place and give the reference's values and gradients."""
+    base = torch.randn(2, 1, 6, 1, dtype=F64, generator=gen(50))
+    x = {"channels": torch.randn(2, 1, 6, 7, dtype=F64, generator=gen(51)).expand(2, 5, 6, 7),
+         "width": base.expand(2, 5, 6, 7),
+         "batch": torch.randn(1, 5, 6, 7, dtype=F64, generator=gen(52)).expand(3, 5, 6, 7)}[expand]
+    assert 0 in x.stride()
+    s = torch.rand(5, 2, dtype=F64, generator=gen(53)) * 6 - 3
+    g = torch.randn(x.shape, dtype=F64, generator=gen(54))
+    grad_interp = "linear" if interp == "nearest" else None
+    got = gradients(lambda a, b: shift(a, b, "reflect", interp, grad_interp), x, s, g)
+    want = gradients(lambda a, b: reference.shift(a, b, "reflect", interp, grad_interp), x.contiguous(), s, g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
