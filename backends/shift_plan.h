@@ -134,6 +134,9 @@ inline ShiftPlan make_tabled_plan(const at::Tensor& offsets, const at::Tensor& w
     for (int k = 0; k < d; ++k) {
       AxisTaps& taps = plan.taps[c * kAxes + g.first_real_axis() + k];
       taps.offset = op[c * d + k];
+      // far beyond any axis (the planner reduces real shifts to within a few axis lengths)
+      TORCH_CHECK_VALUE(taps.offset > -(int64_t{1} << 62) && taps.offset < (int64_t{1} << 62),
+                        "shiftzoo.shift_tabled: offset ", taps.offset, " of channel ", c, " is out of range");
       for (int t = 0; t < K; ++t) taps.w[t] = wp[(c * d + k) * K + t];
     }
   }

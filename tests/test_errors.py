@@ -62,3 +62,23 @@ def test_the_op_itself_checks_its_arguments():
         torch.ops.shiftzoo.shift(X, S, "nope", "linear", "linear")
     with pytest.raises(ValueError, match=r"unknown interp 'nope'"):
         torch.ops.shiftzoo.shift(X, S, "zeros", "nope", "linear")
+
+
+def test_tabled_op_checks_its_plan():
+    """shift_tabled called directly with a plan that does not fit the input is refused."""
+    x = torch.randn(1, 2, 5)
+    offsets = torch.full((2, 1), -1, dtype=torch.int64)  # tap 0 of output x reads raw index x - 1
+    table = torch.arange(-1, 5).expand(2, 6).contiguous()  # raw indices -1..4 (zeros), n + K - 1 = 6 entries
+    weights = torch.full((2, 1, 2), 0.5, dtype=torch.float64)
+    args = (offsets, [table], weights, offsets, [table], weights, "mine")
+    torch.ops.shiftzoo.shift_tabled(x, *args)  # a consistent plan runs
+    with pytest.raises(ValueError, match=r"offset 4611686018427387904 of channel 0 is out of range"):
+        big = offsets.clone()
+        big[0, 0] = 2**62
+        torch.ops.shiftzoo.shift_tabled(x, big, [table], weights, offsets, [table], weights, "mine")
+    with pytest.raises(ValueError, match=r"expected table 0 of shape \(2, 6\) int64"):
+        torch.ops.shiftzoo.shift_tabled(x, offsets, [table[:, :5]], weights, offsets, [table], weights, "mine")
+    with pytest.raises(ValueError, match=r"padding 'mine' mapped index 4 on an axis of length 5 to 5"):
+        bad = table.clone()
+        bad[1, 5] = 5
+        torch.ops.shiftzoo.shift_tabled(x, offsets, [bad], weights, offsets, [table], weights, "mine")
