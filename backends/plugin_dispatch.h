@@ -42,16 +42,6 @@ void with_padding(std::string_view name, Fn&& fn) {
                     builtin_padding_names());
 }
 
-inline int interp_support(std::string_view name) {
-#define SHIFTZOO_TRY(NAME) \
-  if (name == #NAME) return interp::NAME::support;
-  SHIFTZOO_FOR_EACH_INTERP(SHIFTZOO_TRY)
-#undef SHIFTZOO_TRY
-  TORCH_CHECK_VALUE(false, "shiftzoo: unknown interp '", name, "'; expected one of: ",
-                    builtin_interp_names());
-  return 0;
-}
-
 // Calls fn(policy) with the interpolation policy named `name`.
 template <class Fn>
 void with_interp(std::string_view name, Fn&& fn) {
@@ -62,7 +52,15 @@ void with_interp(std::string_view name, Fn&& fn) {
   }
   SHIFTZOO_FOR_EACH_INTERP(SHIFTZOO_TRY)
 #undef SHIFTZOO_TRY
-  interp_support(name);  // throws the "unknown interp" error
+  TORCH_CHECK_VALUE(false, "shiftzoo: unknown interp '", name, "'; expected one of: ",
+                    builtin_interp_names());
+}
+
+// The number of taps of the interpolation named `name`.
+inline int interp_support(std::string_view name) {
+  int support = 0;
+  with_interp(name, [&](auto policy) { support = decltype(policy)::support; });
+  return support;
 }
 
 }  // namespace shiftzoo

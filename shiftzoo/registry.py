@@ -110,19 +110,6 @@ def register_padding(name: str, fn: Optional[PaddingFn] = None, *,
     return register if fn is None else register(fn)
 
 
-def _derived_dweights(weights: WeightsFn) -> WeightsFn:
-    """d weights / d f by autograd (each f maps to its own K weights)."""
-    def dweights(f: Tensor) -> Tensor:
-        with torch.enable_grad():
-            f = f.detach().requires_grad_()
-            w = weights(f)
-            cols = [torch.autograd.grad(w[..., t].sum(), f, retain_graph=True, allow_unused=True)[0]
-                    for t in range(w.shape[-1])]
-        return torch.stack([torch.zeros_like(f) if c is None else c for c in cols], -1)
-
-    return dweights
-
-
 class _ExplicitDerivative(torch.autograd.Function):
     """weights(f) whose backward uses the plugin's own dweights(f)."""
 

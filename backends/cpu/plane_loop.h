@@ -32,6 +32,9 @@ class ChannelTapsList {
 
   const ChannelTaps& operator[](int64_t c) const { return channels_[c]; }
   const ChannelTaps& front() const { return channels_.front(); }
+  // Every channel's weights in the kernels' precision, channel c's at c * front().taps().
+  template <typename A>
+  std::vector<A> weights_as() const { return std::vector<A>(weights_.begin(), weights_.end()); }
 
  private:
   int64_t index_slots_, weight_slots_;

@@ -29,13 +29,7 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   // in parallel, rows of all channels within each.
   if (std::is_same_v<T, at::opmath_type<T>> && channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
       (!correlate_taps || channels_inner(gi))) {
-    std::vector<T> weights;
-    if (input_grad_taps) {
-      const int64_t per_channel = input_grad_taps->front().taps();
-      weights.resize(gg.channels * per_channel);
-      for (int64_t c = 0; c < gg.channels; ++c)
-        for (int64_t i = 0; i < per_channel; ++i) weights[c * per_channel + i] = static_cast<T>((*input_grad_taps)[c].weight[i]);
-    }
+    const std::vector<T> weights = input_grad_taps ? input_grad_taps->weights_as<T>() : std::vector<T>();
     const auto item_fn = SHIFTZOO_PER_ISA(backward_item_channels_inner<T>);
     at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {

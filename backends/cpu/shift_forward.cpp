@@ -17,12 +17,7 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
   const T* in_data = input.const_data_ptr<T>();
   T* out_data = output.mutable_data_ptr<T>();
   if (channels_inner(gi) && channels_inner(go)) {
-    // every channel's weights in the kernel precision, once
-    using A = at::opmath_type<T>;
-    const int64_t per_channel = taps.front().taps();
-    std::vector<A> weights(gi.channels * per_channel);
-    for (int64_t c = 0; c < gi.channels; ++c)
-      for (int64_t i = 0; i < per_channel; ++i) weights[c * per_channel + i] = static_cast<A>(taps[c].weight[i]);
+    const auto weights = taps.weights_as<at::opmath_type<T>>();
     const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
     const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
