@@ -44,6 +44,22 @@ def gradients(fn, x, s, grad_out):
     return out, gx, gs
 
 
+def check_against_reference(x, s, g, padding, interp):
+    """The op's output and both gradients (SSL's straight-through shift gradient for nearest)
+    equal the float64 reference's on the same values, to the tolerance of x's dtype. Returns the
+    op's (output, input gradient, shift gradient)."""
+    grad_interp = "linear" if interp == "nearest" else None
+    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
+    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp),
+                                        x.to(F64), s, g.to(F64))
+    atol, rtol = TOL[x.dtype]
+    torch.testing.assert_close(out.to(F64), ref_out, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx.to(F64), ref_gx, atol=atol, rtol=rtol)
+    # the shift gradient sums many products: compare relative to its scale
+    torch.testing.assert_close(gs, ref_gs, atol=atol * (1 + ref_gs.abs().max().item()), rtol=rtol)
+    return out, gx, gs
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("interp", ["nearest", "linear"])
@@ -54,18 +70,9 @@ def test_matches_reference(dims, padding, interp, dtype, layout):
     x = make_input(shape, dtype, layout, seed=dims)
     s = fractional_shifts(shape[1], dims, seed=7 + dims)
     s[1] = torch.tensor([-1.0, 2.0, 0.0][:dims])  # an integer shift
-    grad_interp = "linear" if interp == "nearest" else None  # SSL's straight-through gradient
     g = torch.randn(shape, dtype=F64, generator=gen(3)).to(dtype)
-
-    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
-    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp),
-                                        x.to(F64), s, g.to(F64))
-    atol, rtol = TOL[dtype]
+    out, gx, gs = check_against_reference(x, s, g, padding, interp)
     assert out.dtype == dtype and gx.dtype == dtype and gs.dtype == s.dtype
-    torch.testing.assert_close(out.to(F64), ref_out, atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx.to(F64), ref_gx, atol=atol, rtol=rtol)
-    # the shift gradient sums many products: compare relative to its scale
-    torch.testing.assert_close(gs, ref_gs, atol=atol * (1 + ref_gs.abs().max().item()), rtol=rtol)
     if layout != "strided":  # the output keeps the input's memory format
         assert out.stride() == torch.empty_like(x).stride()
 
@@ -185,13 +192,7 @@ def test_planes_with_an_interior_block(shape, padding, interp, dtype):
     x = torch.randn(shape, dtype=F64, generator=gen(20)).to(dtype)
     s = (torch.rand(shape[1], d, dtype=F64, generator=gen(21)) * 6 - 3)
     g = torch.randn(shape, dtype=F64, generator=gen(22)).to(dtype)
-    grad_interp = "linear" if interp == "nearest" else None
-    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
-    ref = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp), x.to(F64), s, g.to(F64))
-    atol, rtol = TOL[dtype]
-    torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
-    torch.testing.assert_close(gs, ref[2], atol=atol * (1 + ref[2].abs().max().item()), rtol=rtol)
+    check_against_reference(x, s, g, padding, interp)
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -205,13 +206,7 @@ def test_channels_last_gradients(dims, padding, interp, dtype):
     g = make_input(shape, dtype, "channels_last", seed=41)
     s = torch.rand(shape[1], dims, dtype=F64, generator=gen(42)) * 6 - 3
     s[0] = 11.0  # a shift past the axis
-    grad_interp = "linear" if interp == "nearest" else None
-    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
-    ref = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp), x.to(F64), s, g.to(F64))
-    atol, rtol = TOL[dtype]
-    torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
-    torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
-    torch.testing.assert_close(gs, ref[2], atol=atol * (1 + ref[2].abs().max().item()), rtol=rtol)
+    out, gx, _ = check_against_reference(x, s, g, padding, interp)
     assert out.stride() == x.stride() and gx.stride() == x.stride()
 
 
