@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <vector>
 
 #include "cpu/channel_taps.h"
@@ -43,14 +44,34 @@ class ChannelTapsList {
   std::vector<ChannelTaps> channels_;
 };
 
-// Calls body(n, c) for every plane, planes in parallel in memory order (n-major). Each task
-// gets at least ~32K elements so that tiny planes do not drown in scheduling.
+// Working memory of one parallel task: a few buffers that grow to the largest size asked for and
+// are reused by all the task's planes (no allocation, zeroing or thread_local lookup per plane).
+class Scratch {
+ public:
+  // Room for n values of T in buffer `slot` (contents unspecified).
+  template <typename T>
+  T* get(int slot, int64_t n) {
+    static_assert(alignof(T) <= alignof(double));
+    std::vector<double>& b = slots_[slot];
+    const size_t words = (n * sizeof(T) + sizeof(double) - 1) / sizeof(double);
+    if (b.size() < words) b.resize(words);
+    return reinterpret_cast<T*>(b.data());
+  }
+
+ private:
+  std::array<std::vector<double>, 5> slots_;
+};
+
+// Calls body(n, c, scratch) for every plane, planes in parallel in memory order (n-major), one
+// Scratch per task. Each task gets at least ~32K elements so that tiny planes do not drown in
+// scheduling.
 template <class Body>
 void for_each_plane(const Geometry& g, Body&& body) {
   const int64_t planes = g.batch * g.channels;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, g.plane_numel()));
   at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) body(p / g.channels, p % g.channels);
+    Scratch scratch;
+    for (int64_t p = begin; p < end; ++p) body(p / g.channels, p % g.channels, scratch);
   });
 }
 

@@ -40,12 +40,12 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     return;
   }
   const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
-  for_each_plane(gg, [&](int64_t n, int64_t c) {
+  for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
     plane_fn(plane_ptr(g_data, gg, n, c), plane_ptr(in_data, gi, n, c),
              gin_data ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,
              input_grad_taps ? &(*input_grad_taps)[c] : nullptr,
              correlate_taps ? &(*correlate_taps)[c] : nullptr,
-             correlations + (n * gg.channels + c) * corr_per_plane);
+             correlations + (n * gg.channels + c) * corr_per_plane, scratch);
   });
 }
 

@@ -27,8 +27,8 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     return;
   }
   const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
-  for_each_plane(gi, [&](int64_t n, int64_t c) {
-    plane_fn(plane_ptr(in_data, gi, n, c), plane_ptr(out_data, go, n, c), gi, go, taps[c]);
+  for_each_plane(gi, [&](int64_t n, int64_t c, Scratch& scratch) {
+    plane_fn(plane_ptr(in_data, gi, n, c), plane_ptr(out_data, go, n, c), gi, go, taps[c], scratch);
   });
 }
 
