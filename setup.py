@@ -49,7 +49,7 @@ def extension():
     cuda_sources = rel((ROOT / "backends" / "cuda").glob("*.cu"))
     include_dirs = [str(ROOT / "backends"), str(ROOT / "plugins")]
     # OpenMP makes at::parallel_for parallel (it links the libgomp that torch already loaded).
-    cxx = ["-O3", "-fvisibility=hidden", "-fopenmp"]
+    cxx = ["-O3", "-fvisibility=hidden", "-fopenmp", "-Wno-psabi"]  # psabi: 32-byte vectors stay inside one ISA copy
     link = ["-fopenmp"]
     if use_cuda(cuda_sources):
         return CUDAExtension("shiftzoo._C", sources + cuda_sources, include_dirs=include_dirs,

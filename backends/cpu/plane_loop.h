@@ -48,18 +48,21 @@ class ChannelTapsList {
 // are reused by all the task's planes (no allocation, zeroing or thread_local lookup per plane).
 class Scratch {
  public:
-  // Room for n values of T in buffer `slot` (contents unspecified).
+  // Room for n values of T in buffer `slot` (contents unspecified), 64-byte aligned.
   template <typename T>
   T* get(int slot, int64_t n) {
-    static_assert(alignof(T) <= alignof(double));
-    std::vector<double>& b = slots_[slot];
-    const size_t words = (n * sizeof(T) + sizeof(double) - 1) / sizeof(double);
-    if (b.size() < words) b.resize(words);
+    static_assert(alignof(T) <= alignof(Block));
+    std::vector<Block>& b = slots_[slot];
+    const size_t blocks = (n * sizeof(T) + sizeof(Block) - 1) / sizeof(Block);
+    if (b.size() < blocks) b.resize(blocks);
     return reinterpret_cast<T*>(b.data());
   }
 
  private:
-  std::array<std::vector<double>, 5> slots_;
+  struct alignas(64) Block {
+    unsigned char bytes[64];
+  };
+  std::array<std::vector<Block>, 5> slots_;
 };
 
 // Calls body(n, c, scratch) for every plane, planes in parallel in memory order (n-major), one
