@@ -22,7 +22,8 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end);
+      Scratch scratch;
+      rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end, scratch);
     });
     return;
   }
