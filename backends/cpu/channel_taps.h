@@ -96,6 +96,22 @@ struct ChannelTaps {
     for (int t = 0; t < kw; ++t) weight_w[t] = tw.w[t];
   }
 
+  // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint
+  // then owes that input more than the reversed in-range shift gives it.
+  bool reads_padding(const Geometry& g) const {
+    auto outside = [](int64_t i, int64_t n) { return i < 0 || i >= n; };
+    for (int64_t z = 0; z < g.size[0]; ++z)
+      for (int a = 0; a < kd; ++a)
+        if (outside(z + offset_z + a, g.size[0]) && src_z[z * kd + a] != kZeroTap) return true;
+    for (int64_t y = 0; y < g.size[1]; ++y)
+      for (int b = 0; b < kh; ++b)
+        if (outside(y + offset_y + b, g.size[1]) && src_y[y * kh + b] != kZeroTap) return true;
+    for (int64_t e = 0; e < edges; ++e)
+      for (int t = 0; t < kw; ++t)
+        if (outside(edge_x[e] + offset + t, g.size[2]) && edge_src[e * kw + t] != kZeroTap) return true;
+    return false;
+  }
+
   // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row
   // (z, y) reads; lead_index = a * kh + b picks the weights.
   template <class Fn>

@@ -32,6 +32,7 @@ class ChannelTapsList {
   ChannelTapsList& operator=(const ChannelTapsList&) = delete;
 
   const ChannelTaps& operator[](int64_t c) const { return channels_[c]; }
+  int64_t size() const { return static_cast<int64_t>(channels_.size()); }
   const ChannelTaps& front() const { return channels_.front(); }
   // Every channel's weights in the kernels' precision, channel c's at c * front().taps().
   template <typename A>
@@ -43,6 +44,34 @@ class ChannelTapsList {
   std::vector<double> weights_;
   std::vector<ChannelTaps> channels_;
 };
+
+// The plan of the in-range part of the adjoint of `taps`: along every axis, output x read input
+// x + offset + t with weight w[t], so input p receives sum_t w[t] * grad[p - offset - t], a shift
+// with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps that
+// left the plane and were mapped back by the padding are owed separately.)
+inline ShiftPlan reversed_plan(const ChannelTapsList& taps) {
+  ShiftPlan plan;
+  const ChannelTaps& first = taps.front();
+  plan.support = {first.kd, first.kh, first.kw};
+  plan.taps.resize(taps.size() * kAxes);
+  for (int64_t c = 0; c < taps.size(); ++c) {
+    const ChannelTaps& t = taps[c];
+    const std::array<int64_t, kAxes> offsets{t.offset_z, t.offset_y, t.offset};
+    const std::array<const double*, kAxes> weights{t.weight_d, t.weight_h, t.weight_w};
+    for (int axis = 0; axis < kAxes; ++axis) {
+      AxisTaps& r = plan.taps[c * kAxes + axis];
+      const int k = plan.support[axis];
+      r.offset = -offsets[axis] - (k - 1);
+      for (int i = 0; i < k; ++i) r.w[i] = weights[axis][k - 1 - i];
+    }
+  }
+  return plan;
+}
+
+// Tap sources of the zeros padding: in-range indices read themselves, the others nothing.
+inline auto zeros_source(const Geometry& g) {
+  return [&g](int64_t, int axis, int64_t i) { return i >= 0 && i < g.size[axis] ? i : int64_t{kZeroTap}; };
+}
 
 // Working memory of one parallel task: a few buffers that grow to the largest size asked for and
 // are reused by all the task's planes (no allocation, zeroing or thread_local lookup per plane).

@@ -25,18 +25,35 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
-  // channels_last and kin (float/double: the input gradient accumulates in place): batch items
-  // in parallel, rows of all channels within each.
-  if (std::is_same_v<T, at::opmath_type<T>> && channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
-      (!correlate_taps || channels_inner(gi))) {
-    const std::vector<T> weights = input_grad_taps ? input_grad_taps->weights_as<T>() : std::vector<T>();
-    const auto item_fn = SHIFTZOO_PER_ISA(backward_item_channels_inner<T>);
-    at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) {
-        item_fn(g_data, in_data, gin_data, gg, gi, gd, input_grad_taps, weights.data(), correlate_taps,
-                correlations, n);
+  // channels_last and kin: no per-plane walk. The input gradient is the forward of grad_out with
+  // the reversed taps (zeros padding) plus what the padding owes (added in place: float and
+  // double only, half types take the plane path below when they owe); the correlations go pixel
+  // by pixel, channel by channel. Batch items in parallel where they accumulate.
+  bool padding_owes = false;
+  for (int64_t c = 0; input_grad_taps && c < gg.channels && !padding_owes; ++c)
+    padding_owes = (*input_grad_taps)[c].reads_padding(gg);
+  if (channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) && (!correlate_taps || channels_inner(gi)) &&
+      (std::is_same_v<T, at::opmath_type<T>> || !padding_owes)) {
+    if (input_grad_taps) {
+      shift_forward_kernel(grad_out, grad_in, ChannelTapsList(reversed_plan(*input_grad_taps), gg, zeros_source(gg)));
+      if (padding_owes) {
+        const auto weights = input_grad_taps->weights_as<at::opmath_type<T>>();
+        const auto owe_fn = SHIFTZOO_PER_ISA(adjoint_padding_item_channels_inner<T>);
+        at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
+          for (int64_t n = begin; n < end; ++n) owe_fn(g_data, gin_data, gg, gd, *input_grad_taps, weights.data(), n);
+        });
       }
-    });
+    }
+    if (correlate_taps) {
+      const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
+      at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
+        Scratch scratch;
+        for (int64_t n = begin; n < end; ++n) {
+          corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n,
+                  scratch);
+        }
+      });
+    }
     return;
   }
   const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
