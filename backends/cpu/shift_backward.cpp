@@ -47,11 +47,8 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     if (correlate_taps) {
       const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
       at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-        Scratch scratch;
-        for (int64_t n = begin; n < end; ++n) {
-          corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n,
-                  scratch);
-        }
+        for (int64_t n = begin; n < end; ++n)
+          corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n);
       });
     }
     return;
