@@ -91,7 +91,7 @@ class Scratch {
   struct alignas(64) Block {
     unsigned char bytes[64];
   };
-  std::array<std::vector<Block>, 5> slots_;
+  std::array<std::vector<Block>, 8> slots_;
 };
 
 // Calls body(n, c, scratch) for every plane, planes in parallel in memory order (n-major), one
@@ -111,6 +111,34 @@ void for_each_plane(const Geometry& g, Body&& body) {
 // kernels then walk rows of all channels instead of planes.
 inline bool channels_inner(const Geometry& g) {
   return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
+}
+
+// The geometry of one plane of g copied densely (rows contiguous and stacked): what
+// plane_to_dense writes.
+inline Geometry dense_plane(const Geometry& g) {
+  Geometry d = g;
+  d.stride = {g.size[1] * g.size[2], g.size[2], 1};
+  return d;
+}
+
+// Plane `src` of geometry g converted to U, densely into dst (and back with dense_to_plane).
+template <typename U, typename T>
+void plane_to_dense(const T* src, const Geometry& g, U* dst) {
+  for (int64_t z = 0; z < g.size[0]; ++z)
+    for (int64_t y = 0; y < g.size[1]; ++y) {
+      const T* row = src + z * g.stride[0] + y * g.stride[1];
+      U* out = dst + (z * g.size[1] + y) * g.size[2];
+      for (int64_t x = 0; x < g.size[2]; ++x) out[x] = static_cast<U>(row[x * g.stride[2]]);
+    }
+}
+template <typename T, typename U>
+void dense_to_plane(const U* src, const Geometry& g, T* dst) {
+  for (int64_t z = 0; z < g.size[0]; ++z)
+    for (int64_t y = 0; y < g.size[1]; ++y) {
+      T* row = dst + z * g.stride[0] + y * g.stride[1];
+      const U* in = src + (z * g.size[1] + y) * g.size[2];
+      for (int64_t x = 0; x < g.size[2]; ++x) row[x * g.stride[2]] = static_cast<T>(in[x]);
+    }
 }
 
 // The start of plane (n, c) of a tensor.

@@ -53,7 +53,11 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     }
     return;
   }
-  const auto plane_fn = SHIFTZOO_PER_ISA(backward_plane<T>);
+  // (half types: each plane in float, see backward_plane_in_float)
+  const auto plane_fn = [] {
+    if constexpr (std::is_same_v<T, at::opmath_type<T>>) return SHIFTZOO_PER_ISA(backward_plane<T>);
+    else return SHIFTZOO_PER_ISA(backward_plane_in_float<T>);
+  }();
   for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
     plane_fn(plane_ptr(g_data, gg, n, c), plane_ptr(in_data, gi, n, c),
              gin_data ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,
