@@ -25,25 +25,30 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
-  // channels_last and kin: no per-plane walk. The input gradient is the forward of grad_out with
-  // the reversed taps (zeros padding) plus what the padding owes (added in place: float and
-  // double only, half types take the plane path below when they owe); the correlations go pixel
-  // by pixel, channel by channel. Batch items in parallel where they accumulate.
-  bool padding_owes = false;
-  for (int64_t c = 0; input_grad_taps && c < gg.channels && !padding_owes; ++c)
-    padding_owes = (*input_grad_taps)[c].reads_padding(gg);
-  if (channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) && (!correlate_taps || channels_inner(gi)) &&
-      (std::is_same_v<T, at::opmath_type<T>> || !padding_owes)) {
-    if (input_grad_taps) {
+  // The input gradient as the forward of grad_out with the reversed taps (zeros padding), plus
+  // what the padding owes, added in place per plane (float and double; half types that owe go
+  // through the plane kernels in float): for channels-inner layouts, and for several taps, whose
+  // adjoint then runs at the forward's speed. Nearest on planes keeps its direct adjoint.
+  const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
+                     (!correlate_taps || channels_inner(gi));
+  if (input_grad_taps && (inner || input_grad_taps->front().taps() > 1)) {
+    bool padding_owes = false;
+    for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
+    if (std::is_same_v<T, at::opmath_type<T>> || !padding_owes) {
       shift_forward_kernel(grad_out, grad_in, ChannelTapsList(reversed_plan(*input_grad_taps), gg, zeros_source(gg)));
       if (padding_owes) {
         const auto weights = input_grad_taps->weights_as<at::opmath_type<T>>();
-        const auto owe_fn = SHIFTZOO_PER_ISA(adjoint_padding_item_channels_inner<T>);
-        at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-          for (int64_t n = begin; n < end; ++n) owe_fn(g_data, gin_data, gg, gd, *input_grad_taps, weights.data(), n);
+        const int64_t taps = input_grad_taps->front().taps();
+        const auto owe_fn = SHIFTZOO_PER_ISA(owe_padding_plane<T>);
+        for_each_plane(gg, [&](int64_t n, int64_t c, Scratch&) {
+          owe_fn(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
+                 weights.data() + c * taps);
         });
       }
+      input_grad_taps = nullptr;  // done
     }
+  }
+  if (inner && !input_grad_taps) {  // channels_last and kin: the correlations pixel by pixel
     if (correlate_taps) {
       const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
       at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
@@ -53,6 +58,7 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     }
     return;
   }
+  if (!input_grad_taps && !correlate_taps) return;
   // (half types: each plane in float, see backward_plane_in_float)
   const auto plane_fn = [] {
     if constexpr (std::is_same_v<T, at::opmath_type<T>>) return SHIFTZOO_PER_ISA(backward_plane<T>);
