@@ -25,28 +25,35 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
-  // The input gradient as the forward of grad_out with the reversed taps (zeros padding), plus
-  // what the padding owes, added in place per plane (float and double; half types that owe go
-  // through the plane kernels in float): for channels-inner layouts, and for several taps, whose
-  // adjoint then runs at the forward's speed. Nearest on planes keeps its direct adjoint.
+  // Nearest on planes: a direct adjoint in the plane kernel (half types: on float copies of the
+  // planes, so dense). Every other input gradient: the forward of grad_out with the reversed
+  // taps (zeros padding), plus what the padding owes, added per plane (in float for half types):
+  // channels-inner layouts and several taps then run at the forward's speed.
+  using A = at::opmath_type<T>;
   const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
                      (!correlate_taps || channels_inner(gi));
-  if (input_grad_taps && (inner || input_grad_taps->front().taps() > 1)) {
+  auto dense_rows = [](const Geometry& g) { return g.stride[2] == 1 && g.stride[1] == g.size[2]; };
+  const bool direct = input_grad_taps && input_grad_taps->front().taps() == 1 && !inner &&
+                      (!std::is_same_v<T, A> || (dense_rows(gg) && dense_rows(gd)));
+  if (input_grad_taps && !direct) {
+    shift_forward_kernel(grad_out, grad_in, ChannelTapsList(reversed_plan(*input_grad_taps), gg, zeros_source(gg)));
     bool padding_owes = false;
     for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
-    if (std::is_same_v<T, at::opmath_type<T>> || !padding_owes) {
-      shift_forward_kernel(grad_out, grad_in, ChannelTapsList(reversed_plan(*input_grad_taps), gg, zeros_source(gg)));
-      if (padding_owes) {
-        const auto weights = input_grad_taps->weights_as<at::opmath_type<T>>();
-        const int64_t taps = input_grad_taps->front().taps();
-        const auto owe_fn = SHIFTZOO_PER_ISA(owe_padding_plane<T>);
-        for_each_plane(gg, [&](int64_t n, int64_t c, Scratch&) {
-          owe_fn(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
-                 weights.data() + c * taps);
-        });
-      }
-      input_grad_taps = nullptr;  // done
+    if (padding_owes) {
+      const auto weights = input_grad_taps->weights_as<A>();
+      const int64_t taps = input_grad_taps->front().taps();
+      for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
+        const T* g = plane_ptr(g_data, gg, n, c);
+        T* gin = plane_ptr(gin_data, gd, n, c);
+        if constexpr (std::is_same_v<T, A>) {
+          SHIFTZOO_PER_ISA(owe_padding_plane<T>)(g, gin, gg, gd, (*input_grad_taps)[c], weights.data() + c * taps);
+        } else {
+          SHIFTZOO_PER_ISA(owe_padding_plane_in_float<T>)(g, gin, gg, gd, (*input_grad_taps)[c],
+                                                          weights.data() + c * taps, scratch);
+        }
+      });
     }
+    input_grad_taps = nullptr;  // done
   }
   if (inner && !input_grad_taps) {  // channels_last and kin: the correlations pixel by pixel
     if (correlate_taps) {
