@@ -437,8 +437,8 @@ def assess_targets(results: Sequence[RowResult], dtype: str) -> None:
             continue
         dims = r.shape.count("x") - 1
         base = contiguous.get((r.shape, r.row.removesuffix(CL)))
-        if CL in r.row:  # channels-last rows are held to their contiguous figure
-            if base and clone_limit(r.row, dims, dtype) is not None:
+        if CL in r.row:  # channels-last rows, any row, are held to their contiguous figure
+            if base:
                 r.targets.append(Target("×contiguous", 1.3, x_clone / base))
         elif (limit := clone_limit(r.row, dims, dtype)) is not None:
             r.targets.append(Target("×clone", limit, x_clone))
@@ -464,6 +464,29 @@ def markdown_table(results: Sequence[RowResult]) -> str:
         targets = "; ".join(map(str, r.targets)) or "—"
         lines.append(f"| {r.shape} | {r.row} | {op} | {fmt_ratio(r.ratio(r.clone_ms))} | "
                      f"{fmt_ratio(r.ratio(r.dwconv_ms))} | {best} | {targets} |")
+    return "\n".join(lines)
+
+
+def summary_table(results: Sequence[RowResult]) -> str:
+    """Rows x shapes, ×clone (×dwconv for SSL), a missed issue-5 target marked with "✗"."""
+    shapes = list(dict.fromkeys(r.shape for r in results))
+    rows = list(dict.fromkeys(r.row for r in results))
+    by_key = {(r.shape, r.row): r for r in results}
+    lines = ["| ×clone (✗: misses its target) | " + " | ".join(shapes) + " |",
+             "|---|" + "--:|" * len(shapes)]
+    for row in rows:
+        cells = []
+        for shape in shapes:
+            r = by_key.get((shape, row))
+            x = None if r is None else r.ratio(r.clone_ms)
+            if x is None:
+                cells.append("—")
+                continue
+            cell = f"{x:.2f}"
+            if row.startswith("ssl") and r.ratio(r.dwconv_ms) is not None and CL not in row:
+                cell += f" ({r.ratio(r.dwconv_ms):.2f} dw)"
+            cells.append(cell + (" ✗" if any(not t.met for t in r.targets) else ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -519,6 +542,8 @@ def run_setting(shapes: Sequence[Sequence[int]], dtype_name: str, threads: int, 
     met = sum(t.met for r in results for t in r.targets)
     missed = sum(not t.met for r in results for t in r.targets)
     print(f"- issue-5 targets: {met} met, {missed} missed (see the last column)")
+    print("\nSummary (×clone; for SSL rows also ×dwconv, below 1 is faster than the conv):\n")
+    print(summary_table(results))
     print()
     return {"machine": info, "config": {"shapes": ["x".join(map(str, s)) for s in shapes],
                                         "dtype": dtype_name, "threads": threads, "rounds": rounds,

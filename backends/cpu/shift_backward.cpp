@@ -1,6 +1,8 @@
-// CPU backward: planes (n, c) in parallel, each through backward_plane.inc in the best
-// instruction set this machine has. Each plane writes its own correlation partial sums; they are
-// combined later in a fixed order, so results are bit-identical on any thread count.
+// CPU backward, in the best instruction set this machine has (backward_plane.inc). The input
+// gradient is the forward kernel run on grad_output with the reversed taps, plus what the padding
+// owes (nearest on planes: a direct copy in the plane kernel). The tap correlations go plane by
+// plane (channels-inner layouts: row by row per batch item); each plane writes its own partial
+// sums, combined later in a fixed order, so results are bit-identical on any thread count.
 #include <ATen/Dispatch.h>
 
 #include <type_traits>

@@ -11,8 +11,7 @@ namespace shiftzoo::cpu {
 void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output,
                           const ChannelTapsList& taps);
 
-// One pass over grad_output per plane. With `input_grad_taps`, grad_input = the adjoint of the
-// forward with those taps. With `correlate_taps`, correlations[(n * C + c) * K + i] = sum over
+// With `input_grad_taps`, grad_input = the adjoint of the forward with those taps. With `correlate_taps`, correlations[(n * C + c) * K + i] = sum over
 // the plane of grad_output times the input read by tap combination i (K = taps per channel).
 void shift_backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                            const at::Tensor& grad_input, const ChannelTapsList* input_grad_taps,
