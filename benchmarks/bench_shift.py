@@ -6,8 +6,9 @@ Run from the repository root (``shiftzoo`` must be importable)::
     python benchmarks/bench_shift.py --shapes 32x256x1024 4x32x16x56x56 --threads 2 --json out.json
 
 Every row is one shift variant on one input shape. All candidates run in ONE process on the SAME
-input tensors, interleaved: each round runs every candidate of a row group once (round-robin, the
-starting candidate rotating per round), after a few warm-up rounds, and the per-candidate median
+input tensors, interleaved: each round runs every candidate of a row group once, in a fresh random
+order (so that no candidate always follows the same one, e.g. the cache-flushing depthwise conv),
+after a few warm-up rounds, and the per-candidate median
 of R rounds is reported (``time.perf_counter``). The interleaving spreads machine noise and
 allocator-state drift over all candidates alike. Reported ratios (op time / baseline time):
 
@@ -38,6 +39,7 @@ import gc
 import itertools
 import json
 import platform
+import random
 import statistics
 import subprocess
 import time
@@ -226,15 +228,18 @@ class Timing:
 
 def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int
                         ) -> dict[str, Timing]:
-    """Per-candidate ms over rounds; each round runs every candidate once, rotating the start."""
+    """Per-candidate ms over rounds; each round runs every candidate once, in a random order
+    (seeded: the same orders every run)."""
     names = list(cands)
     times: dict[str, list[float]] = {k: [] for k in names}
+    rng = random.Random(0)
     gc.collect()
     gc.disable()
     try:
         for r in range(warmup + rounds):
-            k = r % len(names)
-            for name in names[k:] + names[:k]:
+            order = names[:]
+            rng.shuffle(order)
+            for name in order:
                 cand = cands[name]
                 cand.reset()
                 t0 = time.perf_counter()
