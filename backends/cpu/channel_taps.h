@@ -46,6 +46,8 @@ struct ChannelTaps {
   double weight_d[kMaxSupport] = {}, weight_h[kMaxSupport] = {}, weight_w[kMaxSupport] = {};  // its factors
 
   int taps() const { return kd * kh * kw; }
+  // The index e of edge position x (x outside `inner`): edge_x[e] == x.
+  int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
 
   // Index slots one channel needs in the shared storage.
   static int64_t index_slots(const ShiftPlan& plan, const Geometry& g) {

@@ -113,6 +113,9 @@ inline bool channels_inner(const Geometry& g) {
   return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
 }
 
+// Whether the rows of g's planes are contiguous and densely stacked (the flat block passes).
+inline bool dense_rows(const Geometry& g) { return g.stride[2] == 1 && g.stride[1] == g.size[2]; }
+
 // The geometry of one plane of g copied densely (rows contiguous and stacked): what
 // plane_to_dense writes.
 inline Geometry dense_plane(const Geometry& g) {

@@ -34,7 +34,6 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   using A = at::opmath_type<T>;
   const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
                      (!correlate_taps || channels_inner(gi));
-  auto dense_rows = [](const Geometry& g) { return g.stride[2] == 1 && g.stride[1] == g.size[2]; };
   const bool direct = input_grad_taps && input_grad_taps->front().taps() == 1 && !inner &&
                       (!std::is_same_v<T, A> || (dense_rows(gg) && dense_rows(gd)));
   if (input_grad_taps && !direct) {
@@ -57,7 +56,7 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     }
     input_grad_taps = nullptr;  // done
   }
-  if (inner && !input_grad_taps) {  // channels_last and kin: the correlations pixel by pixel
+  if (inner) {  // channels_last and kin (their input gradient is done above): the correlations
     if (correlate_taps) {
       const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
       at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
