@@ -61,6 +61,12 @@ struct ShiftPlan {
   std::array<int, kAxes> support{1, 1, 1};  // taps per axis
   std::vector<AxisTaps> taps;               // [channel][axis]
 
+  ShiftPlan() = default;
+  // Every axis of every channel unshifted (one tap of weight 1 at offset 0), zeroed in one pass.
+  explicit ShiftPlan(int64_t channels) : taps(channels * kAxes) {
+    for (AxisTaps& t : taps) t.w[0] = 1.0;
+  }
+
   const AxisTaps& at(int64_t channel, int axis) const { return taps[channel * kAxes + axis]; }
   int64_t taps_per_channel() const { return int64_t{support[0]} * support[1] * support[2]; }
   bool single_tap() const { return taps_per_channel() == 1; }
@@ -70,13 +76,12 @@ struct ShiftPlan {
 template <class Padding>
 ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_view interp,
                     const Padding& pad) {
-  ShiftPlan plan;
+  ShiftPlan plan(g.channels);
   const int K = interp_support(interp);
   const int first = g.first_real_axis();
   for (int axis = first; axis < kAxes; ++axis) plan.support[axis] = K;
   const at::Tensor s = shifts.to(at::kDouble).contiguous();
   const double* sp = s.const_data_ptr<double>();
-  plan.taps.resize(g.channels * kAxes);
   with_interp(interp, [&](auto policy) {
     using Interp = decltype(policy);
     for (int64_t c = 0; c < g.channels; ++c) {
@@ -85,7 +90,7 @@ ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_vie
         TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
                           " for channel ", c, ", spatial axis ", k);
         const int axis = first + k;
-        plan.taps[c * kAxes + axis] = make_axis_taps<Interp>(value, g.size[axis], pad);
+        set_axis_taps<Interp>(plan.taps[c * kAxes + axis], value, g.size[axis], pad);
       }
     }
   });
@@ -123,12 +128,11 @@ inline ShiftPlan make_tabled_plan(const at::Tensor& offsets, const at::Tensor& w
                       "shiftzoo.shift_tabled: expected table ", k, " of shape (", g.channels, ", ",
                       length, ") int64, got ", tables[k].scalar_type(), " ", tables[k].sizes());
   }
-  ShiftPlan plan;
+  ShiftPlan plan(g.channels);
   const at::Tensor o = offsets.contiguous();
   const at::Tensor w = weights.to(at::kDouble).contiguous();
   const int64_t* op = o.const_data_ptr<int64_t>();
   const double* wp = w.const_data_ptr<double>();
-  plan.taps.resize(g.channels * kAxes);
   for (int k = 0; k < d; ++k) plan.support[g.first_real_axis() + k] = K;
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int k = 0; k < d; ++k) {

@@ -12,10 +12,11 @@
 namespace shiftzoo {
 
 struct AxisTaps {
-  int64_t offset = 0;            // tap 0 of output x reads index x + offset
-  double w[kMaxSupport] = {1.0};  // tap weights (they sum to 1)
-  double dw[kMaxSupport] = {};    // d w[t] / d shift
+  int64_t offset;          // tap 0 of output x reads index x + offset
+  double w[kMaxSupport];   // tap weights (they sum to 1), 0 beyond the support
+  double dw[kMaxSupport];  // d w[t] / d shift
 };
+// (No member initialisers: a plan zeroes all its taps in one go, then sets each; see ShiftPlan.)
 
 // Brings an integer part `whole` (floor(-s), or -round(s)) into a small range without changing
 // what any tap reads, so that shifts of any size (1e30 included) never overflow an index:
@@ -31,13 +32,13 @@ SHIFTZOO_HD int64_t reduce_whole(double whole, int64_t n, int support, int64_t p
   return static_cast<int64_t>(whole);
 }
 
-// The taps of `Interp` for a shift `s` on an axis of length n. Output x samples p = x - s, so
-// floor(p) = x + floor(-s) and the fraction f = -s - floor(-s) is the same for every x;
-// df/ds = -1, hence dw = -dweights(f). A single-tap interpolation reads round(s) (half to even).
+// Sets `taps` (zeroed) to the taps of `Interp` for a shift `s` on an axis of length n. Output x
+// samples p = x - s, so floor(p) = x + floor(-s) and the fraction f = -s - floor(-s) is the same
+// for every x; df/ds = -1, hence dw = -dweights(f). A single-tap interpolation reads round(s)
+// (half to even).
 template <class Interp, class Padding>
-SHIFTZOO_HD AxisTaps make_axis_taps(double s, int64_t n, const Padding& pad) {
+SHIFTZOO_HD void set_axis_taps(AxisTaps& taps, double s, int64_t n, const Padding& pad) {
   constexpr int K = Interp::support;
-  AxisTaps taps;
   double whole = 0.0;
   double f = 0.0;
   if (K == 1) {
@@ -51,7 +52,6 @@ SHIFTZOO_HD AxisTaps make_axis_taps(double s, int64_t n, const Padding& pad) {
   Interp::dweights(f, dwdf);
   for (int t = 0; t < K; ++t) taps.dw[t] = -dwdf[t];
   taps.offset = reduce_whole(whole, n, K, pad.period(n)) - (K == 1 ? 0 : K / 2 - 1);
-  return taps;
 }
 
 }  // namespace shiftzoo

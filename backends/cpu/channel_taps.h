@@ -3,6 +3,8 @@
 // runtime table) is consulted here and nowhere in the inner loops.
 #pragma once
 #include <algorithm>
+#include <array>
+#include <type_traits>
 #include <vector>
 
 #include "shift_plan.h"
@@ -20,10 +22,23 @@ inline Span interior(int64_t n, int64_t offset, int K) {
   return {begin, end};
 }
 
+// A tap source that reads alike for every channel (the compiled paddings): map(axis, i). The
+// channels' index tables then depend on their offsets only and are built once per offset.
+template <class Map>
+struct UniformSource {
+  Map map;
+  int64_t operator()(int64_t, int axis, int64_t i) const { return map(axis, i); }
+};
+template <class Source>
+struct is_uniform_source : std::false_type {};
+template <class Map>
+struct is_uniform_source<UniformSource<Map>> : std::true_type {};
+
 // Where each tap of channel c reads: source(c, axis, i) maps a raw tap index i (any integer, the
 // unpadded position x + offset + t) of `axis` to an input index or kZeroTap. It is the padding
 // policy for compiled plugins and a lookup in the plugin's table for runtime ones.
-// The tables live in ChannelTapsList's storage (one allocation for all channels).
+// The tables live in ChannelTapsList's storage (shared by channels with equal offsets where the
+// source is uniform).
 struct ChannelTaps {
   // Leading axes (D, H): which input rows an output row reads.
   int kd = 1, kh = 1;
@@ -43,52 +58,58 @@ struct ChannelTaps {
   const int64_t* edge_src = nullptr;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
   const double* weight = nullptr;
-  double weight_d[kMaxSupport] = {}, weight_h[kMaxSupport] = {}, weight_w[kMaxSupport] = {};  // its factors
+  double weight_d[kMaxSupport], weight_h[kMaxSupport], weight_w[kMaxSupport];  // its factors (set by set())
 
   int taps() const { return kd * kh * kw; }
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
   int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
 
-  // Index slots one channel needs in the shared storage.
-  static int64_t index_slots(const ShiftPlan& plan, const Geometry& g) {
-    return g.size[0] * plan.support[0] + g.size[1] * plan.support[1] + g.size[2] * (1 + plan.support[2]);
+  // Index slots of one axis's table for k taps: D and H, [n][k] sources; W, the edge positions
+  // then their [edges][k] sources (at most n of each).
+  static int64_t axis_slots(const Geometry& g, int axis, int k) {
+    return axis == 2 ? g.size[2] * (1 + k) : g.size[axis] * k;
   }
 
+  // Fills the table of `axis` for tap offset `offset` and k taps (channel c's sources) into out.
   template <class Source>
-  void build(const ShiftPlan& plan, int64_t c, const Geometry& g, const Source& source,
-             int64_t* index_storage, double* weight_storage) {
+  static void fill_axis(const Source& source, int64_t c, int axis, int64_t offset, int k, const Geometry& g,
+                        int64_t* out) {
+    const int64_t n = g.size[axis];
+    if (axis < 2) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int t = 0; t < k; ++t) *out++ = source(c, axis, i + offset + t);
+      return;
+    }
+    const Span in = interior(n, offset, k);
+    int64_t* ex = out;
+    int64_t* es = out + (n - (in.end - in.begin));
+    for (int64_t x = 0; x < n; ++x) {
+      if (x == in.begin) x = in.end;
+      if (x >= n) break;
+      *ex++ = x;
+      for (int t = 0; t < k; ++t) *es++ = source(c, 2, x + offset + t);
+    }
+  }
+
+  // Channel c of `plan`, reading its three axis tables (as fill_axis wrote them) and keeping its
+  // tap weights in weight_storage.
+  void set(const ShiftPlan& plan, int64_t c, const Geometry& g, const std::array<const int64_t*, kAxes>& tables,
+           double* weight_storage) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
     kw = plan.support[2];
-    int64_t* next = index_storage;
-    auto axis_sources = [&](int axis, const AxisTaps& taps, int k) {
-      int64_t* src = next;
-      for (int64_t i = 0; i < g.size[axis]; ++i)
-        for (int t = 0; t < k; ++t) *next++ = source(c, axis, i + taps.offset + t);
-      return src;
-    };
-    src_z = axis_sources(0, td, kd);
+    src_z = tables[0];
     offset_z = td.offset;
     inner_z = interior(g.size[0], offset_z, kd);
-    src_y = axis_sources(1, th, kh);
+    src_y = tables[1];
     offset_y = th.offset;
     inner_y = interior(g.size[1], offset_y, kh);
-
-    const int64_t W = g.size[2];
     offset = tw.offset;
-    inner = interior(W, offset, kw);
-    edges = W - (inner.end - inner.begin);
-    int64_t* ex = next;
-    int64_t* es = next + edges;
-    edge_x = ex;
-    edge_src = es;
-    for (int64_t x = 0; x < W; ++x) {
-      if (x == inner.begin) x = inner.end;
-      if (x >= W) break;
-      *ex++ = x;
-      for (int t = 0; t < kw; ++t) *es++ = source(c, 2, x + offset + t);
-    }
+    inner = interior(g.size[2], offset, kw);
+    edges = g.size[2] - (inner.end - inner.begin);
+    edge_x = tables[2];
+    edge_src = tables[2] + edges;
     for (int a = 0; a < kd; ++a)
       for (int b = 0; b < kh; ++b)
         for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];

@@ -9,24 +9,20 @@
 
 namespace shiftzoo::cpu {
 
-// The tap tables of every channel, built once per call (in parallel; tiny next to the planes),
-// in one allocation.
+// The tap tables of every channel, built once per call. A uniform source (compiled paddings)
+// gives one table per axis and distinct offset, shared by the channels: a few tables instead of
+// C, which matters for many channels of small planes. Other sources (runtime plugins' tables)
+// give each channel its own, built in parallel.
 class ChannelTapsList {
  public:
   template <class Source>
   ChannelTapsList(const ShiftPlan& plan, const Geometry& g, const Source& source)
-      : index_slots_(ChannelTaps::index_slots(plan, g)),
-        weight_slots_(plan.taps_per_channel()),
-        indices_(g.channels * index_slots_),
-        weights_(g.channels * weight_slots_),
-        channels_(g.channels) {
-    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, index_slots_));
-    at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t c = begin; c < end; ++c) {
-        channels_[c].build(plan, c, g, source, indices_.data() + c * index_slots_,
-                           weights_.data() + c * weight_slots_);
-      }
-    });
+      : weight_slots_(plan.taps_per_channel()), weights_(g.channels * weight_slots_), channels_(g.channels) {
+    if constexpr (is_uniform_source<Source>::value) {
+      build_shared(plan, g, source);
+    } else {
+      build_per_channel(plan, g, source);
+    }
   }
   ChannelTapsList(const ChannelTapsList&) = delete;
   ChannelTapsList& operator=(const ChannelTapsList&) = delete;
@@ -39,7 +35,70 @@ class ChannelTapsList {
   std::vector<A> weights_as() const { return std::vector<A>(weights_.begin(), weights_.end()); }
 
  private:
-  int64_t index_slots_, weight_slots_;
+  template <class Source>
+  void build_per_channel(const ShiftPlan& plan, const Geometry& g, const Source& source) {
+    std::array<int64_t, kAxes> slots{}, start{};
+    int64_t per_channel = 0;
+    for (int axis = 0; axis < kAxes; ++axis) {
+      slots[axis] = ChannelTaps::axis_slots(g, axis, plan.support[axis]);
+      start[axis] = per_channel;
+      per_channel += slots[axis];
+    }
+    indices_.resize(g.channels * per_channel);
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, per_channel));
+    at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        std::array<const int64_t*, kAxes> tables{};
+        for (int axis = 0; axis < kAxes; ++axis) {
+          int64_t* table = indices_.data() + c * per_channel + start[axis];
+          ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], g, table);
+          tables[axis] = table;
+        }
+        channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_);
+      }
+    });
+  }
+
+  // Per axis: the distinct offsets (over the range the channels use), one table each.
+  template <class Source>
+  void build_shared(const ShiftPlan& plan, const Geometry& g, const Source& source) {
+    if (g.channels == 0) return;
+    std::array<int64_t, kAxes> low{}, slots{};
+    std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
+    int64_t total = 0;
+    for (int axis = 0; axis < kAxes; ++axis) {
+      int64_t lo = plan.at(0, axis).offset, hi = lo;
+      for (int64_t c = 1; c < g.channels; ++c) {
+        lo = std::min(lo, plan.at(c, axis).offset);
+        hi = std::max(hi, plan.at(c, axis).offset);
+      }
+      low[axis] = lo;
+      slots[axis] = ChannelTaps::axis_slots(g, axis, plan.support[axis]);
+      // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
+      table_of[axis].assign(hi - lo + 1, -1);
+      for (int64_t c = 0; c < g.channels; ++c) {
+        int64_t& at = table_of[axis][plan.at(c, axis).offset - lo];
+        if (at < 0) {
+          at = total;
+          total += slots[axis];
+        }
+      }
+    }
+    indices_.resize(total);
+    for (int axis = 0; axis < kAxes; ++axis)
+      for (int64_t i = 0; i < static_cast<int64_t>(table_of[axis].size()); ++i)
+        if (table_of[axis][i] >= 0)
+          ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], g,
+                                 indices_.data() + table_of[axis][i]);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      std::array<const int64_t*, kAxes> tables{};
+      for (int axis = 0; axis < kAxes; ++axis)
+        tables[axis] = indices_.data() + table_of[axis][plan.at(c, axis).offset - low[axis]];
+      channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_);
+    }
+  }
+
+  int64_t weight_slots_;
   std::vector<int64_t> indices_;
   std::vector<double> weights_;
   std::vector<ChannelTaps> channels_;
@@ -50,10 +109,9 @@ class ChannelTapsList {
 // with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps that
 // left the plane and were mapped back by the padding are owed separately.)
 inline ShiftPlan reversed_plan(const ChannelTapsList& taps) {
-  ShiftPlan plan;
+  ShiftPlan plan(taps.size());
   const ChannelTaps& first = taps.front();
   plan.support = {first.kd, first.kh, first.kw};
-  plan.taps.resize(taps.size() * kAxes);
   for (int64_t c = 0; c < taps.size(); ++c) {
     const ChannelTaps& t = taps[c];
     const std::array<int64_t, kAxes> offsets{t.offset_z, t.offset_y, t.offset};
@@ -70,7 +128,8 @@ inline ShiftPlan reversed_plan(const ChannelTapsList& taps) {
 
 // Tap sources of the zeros padding: in-range indices read themselves, the others nothing.
 inline auto zeros_source(const Geometry& g) {
-  return [&g](int64_t, int axis, int64_t i) { return i >= 0 && i < g.size[axis] ? i : int64_t{kZeroTap}; };
+  auto map = [&g](int axis, int64_t i) { return i >= 0 && i < g.size[axis] ? i : int64_t{kZeroTap}; };
+  return UniformSource<decltype(map)>{map};
 }
 
 // Working memory of one parallel task: a few buffers that grow to the largest size asked for and

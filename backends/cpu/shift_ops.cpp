@@ -20,7 +20,8 @@ namespace {
 // The tap tables of a compiled padding policy.
 template <class Padding>
 auto policy_source(const Geometry& g, const Padding& pad) {
-  return [&g, pad](int64_t, int axis, int64_t i) { return pad.map(i, g.size[axis]); };
+  auto map = [&g, pad](int axis, int64_t i) { return pad.map(i, g.size[axis]); };
+  return UniformSource<decltype(map)>{map};
 }
 
 // The gradient outputs of a backward op: empty tensors for what was not asked for.
