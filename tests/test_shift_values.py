@@ -211,6 +211,31 @@ def test_channels_last_gradients(shape, padding, interp, dtype):
     assert out.stride() == x.stride() and gx.stride() == x.stride()
 
 
+def shifts_in_runs(lengths, dims, seed):
+    """Shifts (sum(lengths), dims) constant over consecutive runs of channels of the given
+    lengths (GroupedShift's layout); a second run is shifted past every axis."""
+    per_run = torch.rand(len(lengths), dims, dtype=F64, generator=gen(seed)) * 6 - 3
+    per_run[1:2] = 11.0
+    return torch.cat([row.expand(n, dims) for row, n in zip(per_run, lengths)])
+
+
+@pytest.mark.parametrize("shape,lengths", [
+    ((2, 37, 13), [9, 1, 2, 5, 20]), ((2, 37, 5, 9), [9, 1, 2, 5, 20]), ((2, 6, 5, 9), [6]),
+    ((1, 64, 3, 4, 9), [7] * 8 + [8]), ((2, 20, 3, 2, 5), [4, 16])], ids=str)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channels_last_channel_runs(shape, lengths, padding, dtype):
+    """Channels-last nearest shifts whose channels come in runs of equal shifts (moved a run per
+    pixel, in blocks that may overlap the next run down; runs shorter than a block, spans at
+    the start of the pixel, zero rows and a run shifted past the axes) against the reference."""
+    dims = len(shape) - 2
+    x = make_input(shape, dtype, "channels_last", seed=43)
+    g = make_input(shape, dtype, "channels_last", seed=44)
+    s = shifts_in_runs(lengths, dims, seed=45)
+    out, gx, _ = check_against_reference(x, s, g, padding, "nearest")
+    assert out.stride() == x.stride() and gx.stride() == x.stride()
+
+
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_zero_strides(expand, interp):

@@ -104,6 +104,24 @@ class ChannelTapsList {
   std::vector<ChannelTaps> channels_;
 };
 
+// The maximal ranges of consecutive channels of a single-tap list that read alike (the same
+// tables and offsets: with a uniform source, the same offsets), e.g. GroupedShift's channel
+// groups. In a channels-inner layout each range moves as one block per pixel.
+inline std::vector<Span> equal_tap_runs(const ChannelTapsList& taps) {
+  std::vector<Span> runs;
+  for (int64_t c = 0; c < taps.size(); ++c) {
+    const ChannelTaps &a = taps[c], &b = taps[c > 0 ? c - 1 : 0];
+    const bool same = c > 0 && a.src_z == b.src_z && a.src_y == b.src_y && a.edge_src == b.edge_src &&
+                      a.offset == b.offset && a.offset_y == b.offset_y && a.offset_z == b.offset_z;
+    if (same) {
+      runs.back().end = c + 1;
+    } else {
+      runs.push_back({c, c + 1});
+    }
+  }
+  return runs;
+}
+
 // The plan of the in-range part of the adjoint of `taps`: along every axis, output x read input
 // x + offset + t with weight w[t], so input p receives sum_t w[t] * grad[p - offset - t], a shift
 // with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps that

@@ -1,10 +1,12 @@
 // CPU backward, in the best instruction set this machine has (backward_plane.inc). The input
 // gradient is the forward kernel run on grad_output with the reversed taps, plus what the padding
-// owes (nearest on planes: a direct copy in the plane kernel). The tap correlations go plane by
-// plane (channels-inner layouts: row by row per batch item); each plane writes its own partial
-// sums, combined later in a fixed order, so results are bit-identical on any thread count.
+// owes (nearest on planes: a direct copy in the plane kernel); on planes it runs plane by plane
+// together with the tap correlations (channels-inner layouts: those go row by row per batch
+// item). Each plane writes its own partial sums, combined later in a fixed order, so results are
+// bit-identical on any thread count.
 #include <ATen/Dispatch.h>
 
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -16,6 +18,17 @@ namespace shiftzoo::cpu {
 #include "cpu/per_isa.inc"
 
 namespace {
+
+// What the padding owes plane (n, c) of the input gradient (see owe_padding_plane).
+template <typename T>
+void owe_padding(const T* g_plane, T* gin_plane, const Geometry& gg, const Geometry& gd, const ChannelTaps& taps,
+                 const at::opmath_type<T>* weights, Scratch& scratch) {
+  if constexpr (std::is_same_v<T, at::opmath_type<T>>) {
+    SHIFTZOO_PER_ISA(owe_padding_plane<T>)(g_plane, gin_plane, gg, gd, taps, weights);
+  } else {  // half types: added in float
+    SHIFTZOO_PER_ISA(owe_padding_plane_in_float<T>)(g_plane, gin_plane, gg, gd, taps, weights, scratch);
+  }
+}
 
 template <typename T>
 void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
@@ -30,31 +43,30 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   // Nearest on planes: a direct adjoint in the plane kernel (half types: on float copies of the
   // planes, so dense). Every other input gradient: the forward of grad_out with the reversed
   // taps (zeros padding), plus what the padding owes, added per plane (in float for half types):
-  // channels-inner layouts and several taps then run at the forward's speed.
+  // channels-inner layouts and several taps then run at the forward's speed. On planes it runs
+  // plane by plane with the correlations, which then find grad_out's plane in cache.
   using A = at::opmath_type<T>;
   const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
                      (!correlate_taps || channels_inner(gi));
   const bool direct = input_grad_taps && input_grad_taps->front().taps() == 1 && !inner &&
                       (!std::is_same_v<T, A> || (dense_rows(gg) && dense_rows(gd)));
+  std::optional<ChannelTapsList> reversed;
+  std::vector<A> owed_weights;  // empty: the padding owes nothing
   if (input_grad_taps && !direct) {
-    shift_forward_kernel(grad_out, grad_in, ChannelTapsList(reversed_plan(*input_grad_taps), gg, zeros_source(gg)));
+    reversed.emplace(reversed_plan(*input_grad_taps), gg, zeros_source(gg));
     bool padding_owes = false;
     for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
-    if (padding_owes) {
-      const auto weights = input_grad_taps->weights_as<A>();
-      const int64_t taps = input_grad_taps->front().taps();
-      for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
-        const T* g = plane_ptr(g_data, gg, n, c);
-        T* gin = plane_ptr(gin_data, gd, n, c);
-        if constexpr (std::is_same_v<T, A>) {
-          SHIFTZOO_PER_ISA(owe_padding_plane<T>)(g, gin, gg, gd, (*input_grad_taps)[c], weights.data() + c * taps);
-        } else {
-          SHIFTZOO_PER_ISA(owe_padding_plane_in_float<T>)(g, gin, gg, gd, (*input_grad_taps)[c],
-                                                          weights.data() + c * taps, scratch);
-        }
-      });
-    }
-    input_grad_taps = nullptr;  // done
+    if (padding_owes) owed_weights = input_grad_taps->weights_as<A>();
+  }
+  const int64_t taps = input_grad_taps ? input_grad_taps->front().taps() : 0;
+  auto finish_input_grad = [&](int64_t n, int64_t c, Scratch& scratch) {
+    if (owed_weights.empty()) return;
+    owe_padding(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
+                owed_weights.data() + c * taps, scratch);
+  };
+  if (reversed && (inner || !correlate_taps)) {  // the input gradient on its own
+    shift_forward_kernel(grad_out, grad_in, *reversed);
+    if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
   }
   if (inner) {  // channels_last and kin (their input gradient is done above): the correlations
     if (correlate_taps) {
@@ -66,17 +78,22 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     }
     return;
   }
-  if (!input_grad_taps && !correlate_taps) return;
+  if (!correlate_taps && !direct) return;
   // (half types: each plane in float, see backward_plane_in_float)
   const auto plane_fn = [] {
-    if constexpr (std::is_same_v<T, at::opmath_type<T>>) return SHIFTZOO_PER_ISA(backward_plane<T>);
+    if constexpr (std::is_same_v<T, A>) return SHIFTZOO_PER_ISA(backward_plane<T>);
     else return SHIFTZOO_PER_ISA(backward_plane_in_float<T>);
   }();
+  const PlaneForward<T> plane_forward = plane_forward_kernel<T>();
+  const bool fused = reversed && correlate_taps;
   for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
-    plane_fn(plane_ptr(g_data, gg, n, c), plane_ptr(in_data, gi, n, c),
-             gin_data ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,
-             input_grad_taps ? &(*input_grad_taps)[c] : nullptr,
-             correlate_taps ? &(*correlate_taps)[c] : nullptr,
+    const T* g_plane = plane_ptr(g_data, gg, n, c);
+    if (fused) {
+      plane_forward(g_plane, plane_ptr(gin_data, gd, n, c), gg, gd, (*reversed)[c], scratch);
+      finish_input_grad(n, c, scratch);
+    }
+    plane_fn(g_plane, plane_ptr(in_data, gi, n, c), direct ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,
+             direct ? &(*input_grad_taps)[c] : nullptr, correlate_taps ? &(*correlate_taps)[c] : nullptr,
              correlations + (n * gg.channels + c) * corr_per_plane, scratch);
   });
 }

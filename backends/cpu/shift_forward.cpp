@@ -17,10 +17,23 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
   const T* in_data = input.const_data_ptr<T>();
   T* out_data = output.mutable_data_ptr<T>();
   if (channels_inner(gi) && channels_inner(go)) {
-    const auto weights = taps.weights_as<at::opmath_type<T>>();
-    const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
     const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
+    // Channels in runs that read alike (GroupedShift's groups), averaging 4 channels or more:
+    // one block move per run and pixel.
+    if (taps.front().taps() == 1 && gi.stride_c == 1 && go.stride_c == 1 && gi.channels * input.element_size() >= 32) {
+      const std::vector<Span> runs = equal_tap_runs(taps);
+      if (static_cast<int64_t>(runs.size()) * 4 <= gi.channels) {
+        const auto runs_fn = SHIFTZOO_PER_ISA(copy_rows_channel_runs<T>);
+        at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+          Scratch scratch;
+          runs_fn(in_data, out_data, gi, go, taps, runs, begin, end, scratch);
+        });
+        return;
+      }
+    }
+    const auto weights = taps.weights_as<at::opmath_type<T>>();
+    const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
       Scratch scratch;
       rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end, scratch);
@@ -34,6 +47,15 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
 }
 
 }  // namespace
+
+template <typename T>
+PlaneForward<T> plane_forward_kernel() {
+  return SHIFTZOO_PER_ISA(forward_plane<T>);
+}
+template PlaneForward<float> plane_forward_kernel<float>();
+template PlaneForward<double> plane_forward_kernel<double>();
+template PlaneForward<c10::Half> plane_forward_kernel<c10::Half>();
+template PlaneForward<c10::BFloat16> plane_forward_kernel<c10::BFloat16>();
 
 void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output,
                           const ChannelTapsList& taps) {

@@ -11,6 +11,15 @@ namespace shiftzoo::cpu {
 void shift_forward_kernel(const at::Tensor& input, const at::Tensor& output,
                           const ChannelTapsList& taps);
 
+// The forward of one plane (n, c) whose channels are not inner, in the best instruction set
+// (shift_forward_kernel's per-plane step; the backward runs it fused with the correlations).
+// Instantiated for float, double, c10::Half and c10::BFloat16.
+template <typename T>
+using PlaneForward = void (*)(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
+                              const ChannelTaps& taps, Scratch& scratch);
+template <typename T>
+PlaneForward<T> plane_forward_kernel();
+
 // With `input_grad_taps`, grad_input = the adjoint of the forward with those taps. With `correlate_taps`, correlations[(n * C + c) * K + i] = sum over
 // the plane of grad_output times the input read by tap combination i (K = taps per channel).
 void shift_backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
