@@ -1,9 +1,8 @@
 // CPU backward, in the best instruction set this machine has (backward_plane.inc). The input
 // gradient is the forward kernel run on grad_output with the reversed taps, plus what the padding
-// owes (nearest on planes: a direct copy in the plane kernel); on planes it runs plane by plane
-// together with the tap correlations (channels-inner layouts: those go row by row per batch
-// item). Each plane writes its own partial sums, combined later in a fixed order, so results are
-// bit-identical on any thread count.
+// owes; on planes it runs plane by plane together with the tap correlations (channels-inner
+// layouts: those go row by row per batch item). Each plane writes its own partial sums, combined
+// later in a fixed order, so results are bit-identical on any thread count.
 #include <ATen/Dispatch.h>
 
 #include <optional>
@@ -40,19 +39,14 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
-  // Nearest on planes: a direct adjoint in the plane kernel (half types: on float copies of the
-  // planes, so dense). Every other input gradient: the forward of grad_out with the reversed
-  // taps (zeros padding), plus what the padding owes, added per plane (in float for half types):
-  // channels-inner layouts and several taps then run at the forward's speed. On planes it runs
-  // plane by plane with the correlations, which then find grad_out's plane in cache.
   using A = at::opmath_type<T>;
   const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
                      (!correlate_taps || channels_inner(gi));
-  const bool direct = input_grad_taps && input_grad_taps->front().taps() == 1 && !inner &&
-                      (!std::is_same_v<T, A> || (dense_rows(gg) && dense_rows(gd)));
+  // The input gradient: the forward of grad_out with the reversed taps (zeros padding), plus
+  // what the padding owes, added per plane (in float for half types).
   std::optional<ChannelTapsList> reversed;
   std::vector<A> owed_weights;  // empty: the padding owes nothing
-  if (input_grad_taps && !direct) {
+  if (input_grad_taps) {
     reversed.emplace(reversed_plan(*input_grad_taps), gg, zeros_source(gg));
     bool padding_owes = false;
     for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
@@ -68,33 +62,30 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     shift_forward_kernel(grad_out, grad_in, *reversed);
     if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
   }
-  if (inner) {  // channels_last and kin (their input gradient is done above): the correlations
-    if (correlate_taps) {
-      const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
-      at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t n = begin; n < end; ++n)
-          corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n);
-      });
-    }
+  if (!correlate_taps) return;
+  if (inner) {  // channels_last and kin: the correlations row by row, in parallel over batch items
+    const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
+    at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n)
+        corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n);
+    });
     return;
   }
-  if (!correlate_taps && !direct) return;
-  // (half types: each plane in float, see backward_plane_in_float)
-  const auto plane_fn = [] {
-    if constexpr (std::is_same_v<T, A>) return SHIFTZOO_PER_ISA(backward_plane<T>);
-    else return SHIFTZOO_PER_ISA(backward_plane_in_float<T>);
+  // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
+  // find grad_out's plane in cache. Half types correlate in float (correlate_plane_in_float).
+  const auto correlate_fn = [] {
+    if constexpr (std::is_same_v<T, A>) return SHIFTZOO_PER_ISA(correlate_plane<T>);
+    else return SHIFTZOO_PER_ISA(correlate_plane_in_float<T>);
   }();
   const PlaneForward<T> plane_forward = plane_forward_kernel<T>();
-  const bool fused = reversed && correlate_taps;
   for_each_plane(gg, [&](int64_t n, int64_t c, Scratch& scratch) {
     const T* g_plane = plane_ptr(g_data, gg, n, c);
-    if (fused) {
+    if (reversed) {
       plane_forward(g_plane, plane_ptr(gin_data, gd, n, c), gg, gd, (*reversed)[c], scratch);
       finish_input_grad(n, c, scratch);
     }
-    plane_fn(g_plane, plane_ptr(in_data, gi, n, c), direct ? plane_ptr(gin_data, gd, n, c) : nullptr, gg, gi, gd,
-             direct ? &(*input_grad_taps)[c] : nullptr, correlate_taps ? &(*correlate_taps)[c] : nullptr,
-             correlations + (n * gg.channels + c) * corr_per_plane, scratch);
+    correlate_fn(g_plane, plane_ptr(in_data, gi, n, c), gg, gi, (*correlate_taps)[c],
+                 correlations + (n * gg.channels + c) * corr_per_plane, scratch);
   });
 }
 

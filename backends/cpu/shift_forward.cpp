@@ -23,7 +23,7 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     // one block move per run and pixel.
     if (taps.front().taps() == 1 && gi.stride_c == 1 && go.stride_c == 1 && gi.channels * input.element_size() >= 32) {
       const std::vector<Span> runs = equal_tap_runs(taps);
-      if (static_cast<int64_t>(runs.size()) * 4 <= gi.channels) {
+      if (static_cast<int64_t>(runs.size()) * 2 <= gi.channels) {
         const auto runs_fn = SHIFTZOO_PER_ISA(copy_rows_channel_runs<T>);
         at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
           Scratch scratch;
