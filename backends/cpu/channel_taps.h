@@ -64,10 +64,12 @@ struct ChannelTaps {
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
   int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
 
-  // Index slots of one axis's table for k taps: D and H, [n][k] sources; W, the edge positions
-  // then their [edges][k] sources (at most n of each).
-  static int64_t axis_slots(const Geometry& g, int axis, int k) {
-    return axis == 2 ? g.size[2] * (1 + k) : g.size[axis] * k;
+  // Index slots of one axis's table for tap offset `offset` and k taps: D and H, [n][k] sources;
+  // W, the edge positions (outside the interior) then their [edges][k] sources.
+  static int64_t axis_slots(const Geometry& g, int axis, int64_t offset, int k) {
+    if (axis < 2) return g.size[axis] * k;
+    const Span in = interior(g.size[2], offset, k);
+    return (g.size[2] - (in.end - in.begin)) * (1 + k);
   }
 
   // Fills the table of `axis` for tap offset `offset` and k taps (channel c's sources) into out.

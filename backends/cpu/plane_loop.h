@@ -40,20 +40,19 @@ class ChannelTapsList {
  private:
   template <class Source>
   void build_per_channel(const ShiftPlan& plan, const Geometry& g, const Source& source) {
-    std::array<int64_t, kAxes> slots{}, start{};
-    int64_t per_channel = 0;
-    for (int axis = 0; axis < kAxes; ++axis) {
-      slots[axis] = ChannelTaps::axis_slots(g, axis, plan.support[axis]);
-      start[axis] = per_channel;
-      per_channel += slots[axis];
-    }
-    indices_.resize(g.channels * per_channel);
-    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, per_channel));
+    std::vector<int64_t> start(g.channels * kAxes + 1, 0);  // table (c, axis) at start[c * kAxes + axis]
+    for (int64_t c = 0; c < g.channels; ++c)
+      for (int axis = 0; axis < kAxes; ++axis) {
+        const int64_t i = c * kAxes + axis;
+        start[i + 1] = start[i] + ChannelTaps::axis_slots(g, axis, plan.at(c, axis).offset, plan.support[axis]);
+      }
+    indices_.resize(start.back());
+    const int64_t grain = std::max<int64_t>(1, 4096 * g.channels / std::max<int64_t>(1, start.back()));
     at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         std::array<const int64_t*, kAxes> tables{};
         for (int axis = 0; axis < kAxes; ++axis) {
-          int64_t* table = indices_.data() + c * per_channel + start[axis];
+          int64_t* table = indices_.data() + start[c * kAxes + axis];
           ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], g, table);
           tables[axis] = table;
         }
@@ -66,7 +65,7 @@ class ChannelTapsList {
   template <class Source>
   void build_shared(const ShiftPlan& plan, const Geometry& g, const Source& source) {
     if (g.channels == 0) return;
-    std::array<int64_t, kAxes> low{}, slots{};
+    std::array<int64_t, kAxes> low{};
     std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
     int64_t total = 0;
     for (int axis = 0; axis < kAxes; ++axis) {
@@ -76,14 +75,14 @@ class ChannelTapsList {
         hi = std::max(hi, plan.at(c, axis).offset);
       }
       low[axis] = lo;
-      slots[axis] = ChannelTaps::axis_slots(g, axis, plan.support[axis]);
       // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
       table_of[axis].assign(hi - lo + 1, -1);
       for (int64_t c = 0; c < g.channels; ++c) {
-        int64_t& at = table_of[axis][plan.at(c, axis).offset - lo];
+        const int64_t offset = plan.at(c, axis).offset;
+        int64_t& at = table_of[axis][offset - lo];
         if (at < 0) {
           at = total;
-          total += slots[axis];
+          total += ChannelTaps::axis_slots(g, axis, offset, plan.support[axis]);
         }
       }
     }
