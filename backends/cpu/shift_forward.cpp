@@ -19,9 +19,10 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
   if (channels_inner(gi) && channels_inner(go)) {
     const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
-    // Channels in runs that read alike (GroupedShift's groups), averaging 4 channels or more:
-    // one block move per run and pixel.
-    if (taps.front().taps() == 1 && gi.stride_c == 1 && go.stride_c == 1 && gi.channels * input.element_size() >= 32) {
+    // Single-tap channels in runs that read alike (GroupedShift's groups) of 2 channels or more
+    // on average, contiguous over at least one 32-byte vector: built a vector at a time.
+    const bool vector_pixels = gi.stride_c == 1 && go.stride_c == 1 && gi.channels * input.element_size() >= 32;
+    if (taps.front().taps() == 1 && vector_pixels) {
       const std::vector<Span> runs = equal_tap_runs(taps);
       if (static_cast<int64_t>(runs.size()) * 2 <= gi.channels) {
         const auto runs_fn = SHIFTZOO_PER_ISA(copy_rows_channel_runs<T>);
