@@ -22,6 +22,9 @@ inline Span interior(int64_t n, int64_t offset, int K) {
   return {begin, end};
 }
 
+// Whether raw tap index i lies outside an axis of length n (the padding decides what it reads).
+inline bool outside_axis(int64_t i, int64_t n) { return i < 0 || i >= n; }
+
 // A tap source that reads alike for every channel (the compiled paddings): map(axis, i). The
 // channels' index tables then depend on their offsets only and are built once per offset.
 template <class Map>
@@ -124,16 +127,15 @@ struct ChannelTaps {
   // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint
   // then owes that input more than the reversed in-range shift gives it.
   bool reads_padding(const Geometry& g) const {
-    auto outside = [](int64_t i, int64_t n) { return i < 0 || i >= n; };
     for (int64_t z = 0; z < g.size[0]; ++z)
       for (int a = 0; a < kd; ++a)
-        if (outside(z + offset_z + a, g.size[0]) && src_z[z * kd + a] != kZeroTap) return true;
+        if (outside_axis(z + offset_z + a, g.size[0]) && src_z[z * kd + a] != kZeroTap) return true;
     for (int64_t y = 0; y < g.size[1]; ++y)
       for (int b = 0; b < kh; ++b)
-        if (outside(y + offset_y + b, g.size[1]) && src_y[y * kh + b] != kZeroTap) return true;
+        if (outside_axis(y + offset_y + b, g.size[1]) && src_y[y * kh + b] != kZeroTap) return true;
     for (int64_t e = 0; e < edges; ++e)
       for (int t = 0; t < kw; ++t)
-        if (outside(edge_x[e] + offset + t, g.size[2]) && edge_src[e * kw + t] != kZeroTap) return true;
+        if (outside_axis(edge_x[e] + offset + t, g.size[2]) && edge_src[e * kw + t] != kZeroTap) return true;
     return false;
   }
 

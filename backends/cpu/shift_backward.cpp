@@ -52,11 +52,11 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
     if (padding_owes) owed_weights = input_grad_taps->weights_as<A>();
   }
-  const int64_t taps = input_grad_taps ? input_grad_taps->front().taps() : 0;
+  const int64_t input_grad_taps_per_channel = input_grad_taps ? input_grad_taps->front().taps() : 0;
   auto finish_input_grad = [&](int64_t n, int64_t c, Scratch& scratch) {
     if (owed_weights.empty()) return;
     owe_padding(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
-                owed_weights.data() + c * taps, scratch);
+                owed_weights.data() + c * input_grad_taps_per_channel, scratch);
   };
   if (reversed && (inner || !correlate_taps)) {  // the input gradient on its own
     shift_forward_kernel(grad_out, grad_in, *reversed);
