@@ -66,6 +66,10 @@ struct ChannelTaps {
   int taps() const { return kd * kh * kw; }
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
   int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
+  // Single tap (nearest): the input x that output x reads along W, or kZeroTap.
+  int64_t source_x(int64_t x) const {
+    return x >= inner.begin && x < inner.end ? x + offset : edge_src[edge_index(x)];
+  }
 
   // Index slots of one axis's table for tap offset `offset` and k taps: D and H, [n][k] sources;
   // W, the edge positions (outside the interior) then their [edges][k] sources.
