@@ -236,6 +236,24 @@ def test_channels_last_channel_runs(shape, lengths, padding, dtype):
     assert out.stride() == x.stride() and gx.stride() == x.stride()
 
 
+@pytest.mark.parametrize("shape", [(2, 10, 13), (2, 10, 5, 7), (1, 10, 3, 4, 6)], ids=str)
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_channels_inner_strided_channels(shape, padding, interp, dtype):
+    """Every other channel of a channels-last tensor as input and grad_output (channels closer
+    than pixels, but not adjacent): the channels-inner loops gather strided channels, and the
+    correlations read grad_output through a dense copy."""
+    dims = len(shape) - 2
+    wide = (shape[0], 2 * shape[1]) + shape[2:]
+    x = make_input(wide, dtype, "channels_last", seed=46)[:, ::2]
+    g = make_input(wide, dtype, "channels_last", seed=47)[:, 1::2]
+    assert x.stride(1) == 2 and x.stride(-1) == 2 * shape[1]
+    s = torch.rand(shape[1], dims, dtype=F64, generator=gen(48)) * 6 - 3
+    s[1] = -9.5  # shifted past the axes
+    check_against_reference(x, s, g, padding, interp)
+
+
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_zero_strides(expand, interp):

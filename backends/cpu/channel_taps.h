@@ -66,9 +66,16 @@ struct ChannelTaps {
   int taps() const { return kd * kh * kw; }
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
   int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
-  // Single tap (nearest): the input x that output x reads along W, or kZeroTap.
-  int64_t source_x(int64_t x) const {
-    return x >= inner.begin && x < inner.end ? x + offset : edge_src[edge_index(x)];
+  // The input x that tap t of output x reads along W, or kZeroTap.
+  int64_t source_x(int64_t x, int t = 0) const {
+    return x >= inner.begin && x < inner.end ? x + offset + t : edge_src[edge_index(x) * kw + t];
+  }
+  // What raw index j + offset_a reads along a leading axis of length n whose table (src_z or
+  // src_y, [n][k]) has offset offset_a: tap j - p of position p = min(j, n - 1), for j < n + k - 1.
+  // (Tables are functions of the raw index: fill_axis.)
+  static int64_t lead_source(const int64_t* table, int k, int64_t n, int64_t j) {
+    const int64_t p = std::min(j, n - 1);
+    return table[p * k + (j - p)];
   }
 
   // Index slots of one axis's table for tap offset `offset` and k taps: D and H, [n][k] sources;
@@ -80,6 +87,8 @@ struct ChannelTaps {
   }
 
   // Fills the table of `axis` for tap offset `offset` and k taps (channel c's sources) into out.
+  // Every entry is source(c, axis, raw index): what a tap reads depends on its raw index alone
+  // (the channels-inner kernels gather by raw index and share the gathered rows between taps).
   template <class Source>
   static void fill_axis(const Source& source, int64_t c, int axis, int64_t offset, int k, const Geometry& g,
                         int64_t* out) {

@@ -1,5 +1,5 @@
-// CPU forward: planes (n, c) in parallel, each through forward_plane.inc in the best instruction
-// set this machine has.
+// CPU forward: planes (n, c) in parallel, each through forward_plane.inc, or rows of all channels
+// for channels-inner layouts (channels_inner.inc), in the best instruction set this machine has.
 #include <ATen/Dispatch.h>
 
 #include "cpu/isa.h"
@@ -36,8 +36,7 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     const auto weights = taps.weights_as<at::opmath_type<T>>();
     const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      Scratch scratch;
-      rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end, scratch);
+      rows_fn(in_data, out_data, gi, go, taps, weights.data(), begin, end);
     });
     return;
   }
