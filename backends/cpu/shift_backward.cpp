@@ -1,7 +1,7 @@
 // CPU backward, in the best instruction set this machine has (backward_plane.inc). The input
 // gradient is the forward kernel run on grad_output with the reversed taps, plus what the padding
-// owes; on planes it runs plane by plane together with the tap correlations (channels-inner
-// layouts: those go row by row per batch item). Each plane writes its own partial sums, combined
+// owes; it runs together with the tap correlations, plane by plane on planes, row by row for
+// channels-inner layouts (channels_inner.inc). Each plane writes its own partial sums, combined
 // later in a fixed order, so results are bit-identical on any thread count.
 #include <ATen/Dispatch.h>
 
@@ -58,17 +58,19 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
     owe_padding(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
                 owed_weights.data() + c * input_grad_taps_per_channel, scratch);
   };
-  if (reversed && (inner || !correlate_taps)) {  // the input gradient on its own
+  if (reversed && !correlate_taps) {  // the input gradient on its own
     shift_forward_kernel(grad_out, grad_in, *reversed);
     if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
   }
   if (!correlate_taps) return;
-  if (inner) {  // channels_last and kin: the correlations row by row, in parallel over batch items
-    const auto corr_fn = SHIFTZOO_PER_ISA(correlate_item_channels_inner<T>);
+  if (inner) {  // channels_last and kin: row by row, in parallel over batch items
+    const auto items_fn = SHIFTZOO_PER_ISA(backward_items_channels_inner<T>);
+    const std::vector<A> reversed_weights = reversed ? reversed->weights_as<A>() : std::vector<A>();
     at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n)
-        corr_fn(g_data, in_data, gg, gi, *correlate_taps, correlations + n * gg.channels * corr_per_plane, n);
+      items_fn(g_data, in_data, gin_data, gg, gi, gd, reversed ? &*reversed : nullptr, reversed_weights.data(),
+               *correlate_taps, correlations, begin, end);
     });
+    if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
     return;
   }
   // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
