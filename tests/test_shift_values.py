@@ -254,6 +254,29 @@ def test_channels_inner_strided_channels(shape, padding, interp, dtype):
     check_against_reference(x, s, g, padding, interp)
 
 
+@pytest.mark.parametrize("interp", ["linear", "cubic"])
+def test_channels_last_bfloat16_specials(interp):
+    """bfloat16 channels-last forward with several taps (rounded to bfloat16 in vector code)
+    keeps NaN and infinities where the contiguous forward (c10's rounding) has them, and rounds
+    alike: bit-identical where both sum in the same order."""
+    x = torch.randn(2, 24, 9, 11, dtype=F64, generator=gen(55))
+    x[0, 3, 2, 4] = float("nan")
+    x[1, 5, 1, 1] = float("inf")
+    x[1, 17, 3, 6] = -float("inf")
+    x[0, 9, 2, 2] = 3.3e38  # rounds past bfloat16's largest finite value
+    x = x.to(torch.bfloat16)
+    s = torch.rand(24, 2, dtype=F64, generator=gen(56)) * 4 - 2
+    flat = shift(x, s, "zeros", interp)
+    last = shift(x.contiguous(memory_format=torch.channels_last), s, "zeros", interp)
+    assert last.isnan().any() and last.isinf().any()
+    assert torch.equal(last.isnan(), flat.isnan()) and torch.equal(last.isinf(), flat.isinf())
+    finite = flat.isfinite()
+    torch.testing.assert_close(last[finite].float(), flat[finite].float(), atol=1e-2, rtol=1e-2)
+    # away from the edges both sum the same products in the same order: equal to the last bit
+    inner = (..., slice(3, -3), slice(3, -3))
+    assert torch.equal(last[inner].nan_to_num(), flat[inner].nan_to_num())
+
+
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
 def test_zero_strides(expand, interp):
