@@ -258,7 +258,8 @@ def test_channels_inner_strided_channels(shape, padding, interp, dtype):
 def test_channels_last_bfloat16_specials(interp):
     """bfloat16 channels-last forward with several taps (rounded to bfloat16 in vector code)
     keeps NaN and infinities where the contiguous forward (c10's rounding) has them, and rounds
-    alike: bit-identical where both sum in the same order."""
+    alike: bit-identical where both sum the same products in the same order (linear; cubic planes
+    go through separable passes)."""
     x = torch.randn(2, 24, 9, 11, dtype=F64, generator=gen(55))
     x[0, 3, 2, 4] = float("nan")
     x[1, 5, 1, 1] = float("inf")
@@ -272,9 +273,9 @@ def test_channels_last_bfloat16_specials(interp):
     assert torch.equal(last.isnan(), flat.isnan()) and torch.equal(last.isinf(), flat.isinf())
     finite = flat.isfinite()
     torch.testing.assert_close(last[finite].float(), flat[finite].float(), atol=1e-2, rtol=1e-2)
-    # away from the edges both sum the same products in the same order: equal to the last bit
-    inner = (..., slice(3, -3), slice(3, -3))
-    assert torch.equal(last[inner].nan_to_num(), flat[inner].nan_to_num())
+    if interp == "linear":  # away from the edges both sum the same products in the same order
+        inner = (..., slice(3, -3), slice(3, -3))
+        assert torch.equal(last[inner].nan_to_num(), flat[inner].nan_to_num())
 
 
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
