@@ -64,10 +64,14 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
   }
   if (!correlate_taps) return;
   if (inner) {  // channels_last and kin: row by row, in parallel over batch items
+    // The input gradient goes with the correlations where there are items for every thread;
+    // with fewer, on its own first, in parallel over rows.
+    const bool fused = reversed && gg.batch >= at::get_num_threads();
+    if (reversed && !fused) shift_forward_kernel(grad_out, grad_in, *reversed);
     const auto items_fn = SHIFTZOO_PER_ISA(backward_items_channels_inner<T>);
-    const std::vector<A> reversed_weights = reversed ? reversed->weights_as<A>() : std::vector<A>();
+    const std::vector<A> reversed_weights = fused ? reversed->weights_as<A>() : std::vector<A>();
     at::parallel_for(0, gg.batch, 1, [&](int64_t begin, int64_t end) {
-      items_fn(g_data, in_data, gin_data, gg, gi, gd, reversed ? &*reversed : nullptr, reversed_weights.data(),
+      items_fn(g_data, in_data, gin_data, gg, gi, gd, fused ? &*reversed : nullptr, reversed_weights.data(),
                *correlate_taps, correlations, begin, end);
     });
     if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
