@@ -27,7 +27,7 @@ SHIFTZOO_HD int64_t reduce_whole(double whole, int64_t n, int support, int64_t p
     whole = fmod(whole, static_cast<double>(period));  // exact in floating point
   } else {
     const double reach = static_cast<double>(n + support);
-    whole = fmin(fmax(whole, -reach), reach);
+    whole = whole < -reach ? -reach : whole > reach ? reach : whole;  // (finite: no fmin call)
   }
   return static_cast<int64_t>(whole);
 }

@@ -61,7 +61,7 @@ struct ChannelTaps {
   const int64_t* edge_src = nullptr;
   // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
   const double* weight = nullptr;
-  double weight_d[kMaxSupport], weight_h[kMaxSupport], weight_w[kMaxSupport];  // its factors (set by set())
+  const double *weight_d = nullptr, *weight_h = nullptr, *weight_w = nullptr;  // its factors, per axis
 
   int taps() const { return kd * kh * kw; }
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
@@ -110,9 +110,9 @@ struct ChannelTaps {
   }
 
   // Channel c of `plan`, reading its three axis tables (as fill_axis wrote them) and keeping its
-  // tap weights in weight_storage.
+  // tap weights in weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
   void set(const ShiftPlan& plan, int64_t c, const Geometry& g, const std::array<const int64_t*, kAxes>& tables,
-           double* weight_storage) {
+           double* weight_storage, double* factor_storage) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
@@ -132,9 +132,12 @@ struct ChannelTaps {
       for (int b = 0; b < kh; ++b)
         for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
     weight = weight_storage;
-    for (int a = 0; a < kd; ++a) weight_d[a] = td.w[a];
-    for (int b = 0; b < kh; ++b) weight_h[b] = th.w[b];
-    for (int t = 0; t < kw; ++t) weight_w[t] = tw.w[t];
+    std::copy(td.w, td.w + kd, factor_storage);
+    std::copy(th.w, th.w + kh, factor_storage + kd);
+    std::copy(tw.w, tw.w + kw, factor_storage + kd + kh);
+    weight_d = factor_storage;
+    weight_h = factor_storage + kd;
+    weight_w = factor_storage + kd + kh;
   }
 
   // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint

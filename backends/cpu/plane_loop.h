@@ -20,7 +20,11 @@ class ChannelTapsList {
  public:
   template <class Source>
   ChannelTapsList(const ShiftPlan& plan, const Geometry& g, const Source& source)
-      : weight_slots_(plan.taps_per_channel()), weights_(g.channels * weight_slots_), channels_(g.channels) {
+      : weight_slots_(plan.taps_per_channel()),
+        factor_slots_(plan.support[0] + plan.support[1] + plan.support[2]),
+        weights_(g.channels * weight_slots_),
+        factors_(g.channels * factor_slots_),
+        channels_(g.channels) {
     if constexpr (is_uniform_source<Source>::value) {
       build_shared(plan, g, source);
     } else {
@@ -56,7 +60,7 @@ class ChannelTapsList {
           ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], g, table);
           tables[axis] = table;
         }
-        channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_);
+        channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
       }
     });
   }
@@ -96,13 +100,13 @@ class ChannelTapsList {
       std::array<const int64_t*, kAxes> tables{};
       for (int axis = 0; axis < kAxes; ++axis)
         tables[axis] = indices_.data() + table_of[axis][plan.at(c, axis).offset - low[axis]];
-      channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_);
+      channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
     }
   }
 
-  int64_t weight_slots_;
+  int64_t weight_slots_, factor_slots_;
   std::vector<int64_t> indices_;
-  std::vector<double> weights_;
+  std::vector<double> weights_, factors_;
   std::vector<ChannelTaps> channels_;
 };
 
