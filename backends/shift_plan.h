@@ -1,6 +1,7 @@
 // Host-side set-up shared by the backends: argument checks, the geometry of a tensor seen as
 // (N, C, D, H, W), and the per-channel tap plan built from the shifts.
 #pragma once
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
@@ -62,17 +63,24 @@ struct ShiftPlan {
   std::vector<AxisTaps> taps;               // [channel][axis]
 
   ShiftPlan() = default;
-  // Every axis of every channel unshifted (one tap of weight 1 at offset 0), zeroed in one pass.
+  // Every axis of every channel unshifted: one tap of weight 1 at offset 0. (Entries beyond an
+  // axis's support are left unset: nothing reads them.)
   explicit ShiftPlan(int64_t channels) : taps(channels * kAxes) {
-    for (AxisTaps& t : taps) t.w[0] = 1.0;
+    for (AxisTaps& t : taps) {
+      t.offset = 0;
+      t.w[0] = 1.0;
+      t.dw[0] = 0.0;
+    }
   }
 
+  int64_t channels() const { return static_cast<int64_t>(taps.size()) / kAxes; }
   const AxisTaps& at(int64_t channel, int axis) const { return taps[channel * kAxes + axis]; }
   int64_t taps_per_channel() const { return int64_t{support[0]} * support[1] * support[2]; }
   bool single_tap() const { return taps_per_channel() == 1; }
 };
 
-// `shifts` (C, d) on the CPU; rejects non-finite values before any kernel runs.
+// `shifts` (C, d) on the CPU, any floating dtype and strides, read in place (no conversion op
+// per call); rejects non-finite values before any kernel runs.
 template <class Padding>
 ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_view interp,
                     const Padding& pad) {
@@ -80,19 +88,25 @@ ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_vie
   const int K = interp_support(interp);
   const int first = g.first_real_axis();
   for (int axis = first; axis < kAxes; ++axis) plan.support[axis] = K;
-  const at::Tensor s = shifts.to(at::kDouble).contiguous();
-  const double* sp = s.const_data_ptr<double>();
-  with_interp(interp, [&](auto policy) {
-    using Interp = decltype(policy);
-    for (int64_t c = 0; c < g.channels; ++c) {
-      for (int k = 0; k < g.spatial_dims; ++k) {
-        const double value = sp[c * g.spatial_dims + k];
-        TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
-                          " for channel ", c, ", spatial axis ", k);
-        const int axis = first + k;
-        set_axis_taps<Interp>(plan.taps[c * kAxes + axis], value, g.size[axis], pad);
+  // the rarer floating types (float8) converted first
+  const at::ScalarType type = shifts.scalar_type();
+  const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
+  const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
+  const int64_t row_stride = s.stride(0), col_stride = s.stride(1);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shiftzoo.make_plan", [&] {
+    const scalar_t* sp = s.const_data_ptr<scalar_t>();
+    with_interp(interp, [&](auto policy) {
+      using Interp = decltype(policy);
+      for (int64_t c = 0; c < g.channels; ++c) {
+        for (int k = 0; k < g.spatial_dims; ++k) {
+          const double value = static_cast<double>(sp[c * row_stride + k * col_stride]);
+          TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
+                            " for channel ", c, ", spatial axis ", k);
+          const int axis = first + k;
+          set_axis_taps<Interp>(plan.taps[c * kAxes + axis], value, g.size[axis], pad);
+        }
       }
-    }
+    });
   });
   return plan;
 }

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -128,33 +129,57 @@ inline std::vector<Span> equal_tap_runs(const ChannelTapsList& taps) {
   return runs;
 }
 
-// The plan of the in-range part of the adjoint of `taps`: along every axis, output x read input
-// x + offset + t with weight w[t], so input p receives sum_t w[t] * grad[p - offset - t], a shift
-// with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps that
-// left the plane and were mapped back by the padding are owed separately.)
-inline ShiftPlan reversed_plan(const ChannelTapsList& taps) {
-  ShiftPlan plan(taps.size());
-  const ChannelTaps& first = taps.front();
-  plan.support = {first.kd, first.kh, first.kw};
-  for (int64_t c = 0; c < taps.size(); ++c) {
-    const ChannelTaps& t = taps[c];
-    const std::array<int64_t, kAxes> offsets{t.offset_z, t.offset_y, t.offset};
-    const std::array<const double*, kAxes> weights{t.weight_d, t.weight_h, t.weight_w};
-    for (int axis = 0; axis < kAxes; ++axis) {
-      AxisTaps& r = plan.taps[c * kAxes + axis];
-      const int k = plan.support[axis];
-      r.offset = -offsets[axis] - (k - 1);
-      for (int i = 0; i < k; ++i) r.w[i] = weights[axis][k - 1 - i];
-    }
-  }
-  return plan;
-}
-
 // Tap sources of the zeros padding: in-range indices read themselves, the others nothing.
 inline auto zeros_source(const Geometry& g) {
   auto map = [&g](int axis, int64_t i) { return i >= 0 && i < g.size[axis] ? i : int64_t{kZeroTap}; };
   return UniformSource<decltype(map)>{map};
 }
+
+// The plan of the in-range part of the adjoint of `forward`: along every axis, output x read
+// input x + offset + t with weight w[t], so input p receives sum_t w[t] * grad[p - offset - t], a
+// shift with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps
+// that left the plane and were mapped back by the padding are owed separately.)
+inline ShiftPlan reversed_plan(const ShiftPlan& forward) {
+  ShiftPlan plan(forward.channels());
+  plan.support = forward.support;
+  for (int64_t c = 0; c < forward.channels(); ++c) {
+    for (int axis = 0; axis < kAxes; ++axis) {
+      const AxisTaps& f = forward.at(c, axis);
+      AxisTaps& r = plan.taps[c * kAxes + axis];
+      const int k = plan.support[axis];
+      r.offset = -f.offset - (k - 1);
+      for (int i = 0; i < k; ++i) r.w[i] = f.w[k - 1 - i];
+    }
+  }
+  return plan;
+}
+
+// The taps of an input gradient, from the forward's plan: the forward of grad_output with
+// `reversed` (the adjoint of the in-range taps), plus, where the padding maps taps that left the
+// plane back to inputs (every padding but zeros), what those taps owe, read from the forward's
+// own taps (`owing`, null when no channel has such a tap). `may_owe` false skips building them.
+class InputGradTaps {
+ public:
+  template <class Source>
+  InputGradTaps(const ShiftPlan& forward, const Geometry& g, const Source& source, bool may_owe)
+      : reversed_(reversed_plan(forward), g, zeros_source(g)) {
+    if (!may_owe) return;
+    forward_.emplace(forward, g, source);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      if ((*forward_)[c].reads_padding(g)) {
+        owing_ = &*forward_;
+        break;
+      }
+    }
+  }
+  const ChannelTapsList& reversed() const { return reversed_; }
+  const ChannelTapsList* owing() const { return owing_; }
+
+ private:
+  ChannelTapsList reversed_;
+  std::optional<ChannelTapsList> forward_;
+  const ChannelTapsList* owing_ = nullptr;
+};
 
 // Working memory of one parallel task: a few buffers that grow to the largest size asked for and
 // are reused by all the task's planes (no allocation, zeroing or thread_local lookup per plane).

@@ -31,36 +31,29 @@ void owe_padding(const T* g_plane, T* gin_plane, const Geometry& gg, const Geome
 
 template <typename T>
 void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
-              const ChannelTapsList* input_grad_taps, const ChannelTapsList* correlate_taps,
-              double* correlations) {
+              const InputGradTaps* input_grad, const ChannelTapsList* correlate_taps, double* correlations) {
   const Geometry gg(grad_out), gi(input);
-  const Geometry gd(input_grad_taps ? grad_in : grad_out);
+  const Geometry gd(input_grad ? grad_in : grad_out);
   const T* g_data = grad_out.const_data_ptr<T>();
   const T* in_data = input.const_data_ptr<T>();
-  T* gin_data = input_grad_taps ? grad_in.mutable_data_ptr<T>() : nullptr;
+  T* gin_data = input_grad ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate_taps ? correlate_taps->front().taps() : 0;
   using A = at::opmath_type<T>;
-  const bool inner = channels_inner(gg) && (!input_grad_taps || channels_inner(gd)) &&
+  const bool inner = channels_inner(gg) && (!input_grad || channels_inner(gd)) &&
                      (!correlate_taps || channels_inner(gi));
   // The input gradient: the forward of grad_out with the reversed taps (zeros padding), plus
   // what the padding owes, added per plane (in float for half types).
-  std::optional<ChannelTapsList> reversed;
-  std::vector<A> owed_weights;  // empty: the padding owes nothing
-  if (input_grad_taps) {
-    reversed.emplace(reversed_plan(*input_grad_taps), gg, zeros_source(gg));
-    bool padding_owes = false;
-    for (int64_t c = 0; c < gg.channels && !padding_owes; ++c) padding_owes = (*input_grad_taps)[c].reads_padding(gg);
-    if (padding_owes) owed_weights = input_grad_taps->weights_as<A>();
-  }
-  const int64_t input_grad_taps_per_channel = input_grad_taps ? input_grad_taps->front().taps() : 0;
+  const ChannelTapsList* reversed = input_grad ? &input_grad->reversed() : nullptr;
+  const ChannelTapsList* owing = input_grad ? input_grad->owing() : nullptr;
+  const std::vector<A> owed_weights = owing ? owing->weights_as<A>() : std::vector<A>();
   auto finish_input_grad = [&](int64_t n, int64_t c, Scratch& scratch) {
-    if (owed_weights.empty()) return;
-    owe_padding(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*input_grad_taps)[c],
-                owed_weights.data() + c * input_grad_taps_per_channel, scratch);
+    if (!owing) return;
+    owe_padding(plane_ptr(g_data, gg, n, c), plane_ptr(gin_data, gd, n, c), gg, gd, (*owing)[c],
+                owed_weights.data() + c * owing->front().taps(), scratch);
   };
   if (reversed && !correlate_taps) {  // the input gradient on its own
     shift_forward_kernel(grad_out, grad_in, *reversed);
-    if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
+    if (owing) for_each_plane(gg, finish_input_grad);
   }
   if (!correlate_taps) return;
   if (inner) {  // channels_last and kin: row by row, in parallel over batch items
@@ -74,7 +67,7 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
       items_fn(g_data, in_data, gin_data, gg, gi, gd, fused ? &*reversed : nullptr, reversed_weights.data(),
                *correlate_taps, correlations, begin, end);
     });
-    if (!owed_weights.empty()) for_each_plane(gg, finish_input_grad);
+    if (owing) for_each_plane(gg, finish_input_grad);
     return;
   }
   // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
@@ -98,12 +91,12 @@ void backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Ten
 }  // namespace
 
 void shift_backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
-                           const at::Tensor& grad_input, const ChannelTapsList* input_grad_taps,
+                           const at::Tensor& grad_input, const InputGradTaps* input_grad,
                            const ChannelTapsList* correlate_taps, double* correlations) {
   if (grad_output.numel() == 0) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(),
                                   "shiftzoo.shift_backward", [&] {
-    backward<scalar_t>(grad_output, input, grad_input, input_grad_taps, correlate_taps, correlations);
+    backward<scalar_t>(grad_output, input, grad_input, input_grad, correlate_taps, correlations);
   });
 }
 

@@ -20,11 +20,11 @@ using PlaneForward = void (*)(const T* in_plane, T* out_plane, const Geometry& g
 template <typename T>
 PlaneForward<T> plane_forward_kernel();
 
-// With `input_grad_taps`, grad_input = the adjoint of the forward with those taps. With
+// With `input_grad`, grad_input = the adjoint of the forward those taps came from. With
 // `correlate_taps`, correlations[(n * C + c) * K + i] = sum over the plane of grad_output times
 // the input read by tap combination i (K = taps per channel).
 void shift_backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
-                           const at::Tensor& grad_input, const ChannelTapsList* input_grad_taps,
+                           const at::Tensor& grad_input, const InputGradTaps* input_grad,
                            const ChannelTapsList* correlate_taps, double* correlations);
 
 }  // namespace shiftzoo::cpu

@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/shift_kernels.h"
@@ -39,14 +40,13 @@ void check_input_for_correlation(const std::optional<at::Tensor>& input, const a
 
 // Runs the fused backward kernel; returns the correlations summed over the batch per channel.
 std::vector<double> run_backward(const at::Tensor& grad_out, const std::optional<at::Tensor>& input,
-                                 at::Tensor& grad_in, const ChannelTapsList* input_grad_taps,
+                                 at::Tensor& grad_in, const InputGradTaps* input_grad,
                                  const ChannelTapsList* correlate_taps, const Geometry& g) {
   const int64_t taps = correlate_taps ? correlate_taps->front().taps() : 0;
   std::vector<double> corr(g.batch * g.channels * taps, 0.0);
-  if (input_grad_taps && grad_out.numel() == 0) grad_in.zero_();
-  if (!input_grad_taps && !correlate_taps) return corr;
-  shift_backward_kernel(grad_out, correlate_taps ? *input : grad_out, grad_in, input_grad_taps,
-                        correlate_taps, corr.data());
+  if (!input_grad && !correlate_taps) return corr;
+  shift_backward_kernel(grad_out, correlate_taps ? *input : grad_out, grad_in, input_grad, correlate_taps,
+                        corr.data());
   return sum_over_batch(corr, g.batch, g.channels, taps);
 }
 
@@ -78,25 +78,30 @@ std::tuple<at::Tensor, at::Tensor> shift_backward_cpu(
   at::Tensor grad_shifts = shifts_grad ? at::zeros_like(shifts) : at::empty({0}, shifts.options());
 
   with_padding(padding, [&](auto pad) {
+    // The zeros padding maps every tap that leaves the plane to nothing: it owes no input.
+    constexpr bool may_owe = !std::is_same_v<decltype(pad), padding::zeros>;
     std::optional<ShiftPlan> in_plan, s_plan;
-    std::optional<ChannelTapsList> in_taps, s_taps;
+    std::optional<InputGradTaps> in_taps;
+    std::optional<ChannelTapsList> s_taps;
     if (input_grad && grad_out.numel() > 0) {
       in_plan = make_plan(shifts, g, interp, pad);
-      in_taps.emplace(*in_plan, g, policy_source(g, pad));
+      in_taps.emplace(*in_plan, g, policy_source(g, pad), may_owe);
     }
     if (correlate) {
-      s_plan = make_plan(shifts, g, grad_interp, pad);
-      s_taps.emplace(*s_plan, g, policy_source(g, pad));
+      // the same interpolation (ActiveShift) plans the same taps: plan once
+      if (!in_plan || grad_interp != interp) s_plan = make_plan(shifts, g, grad_interp, pad);
+      s_taps.emplace(s_plan ? *s_plan : *in_plan, g, policy_source(g, pad));
     }
     const std::vector<double> summed = run_backward(grad_out, input, grad_in, in_taps ? &*in_taps : nullptr,
                                                     s_taps ? &*s_taps : nullptr, g);
     if (!correlate) return;
+    const ShiftPlan& plan = s_plan ? *s_plan : *in_plan;
     at::Tensor grad = at::empty({g.channels, g.spatial_dims}, shifts.options().dtype(at::kDouble));
     double* out = grad.mutable_data_ptr<double>();
-    const int64_t taps = s_plan->taps_per_channel();
+    const int64_t taps = plan.taps_per_channel();
     for (int64_t c = 0; c < g.channels; ++c)
       for (int k = 0; k < g.spatial_dims; ++k)
-        out[c * g.spatial_dims + k] = shift_gradient(*s_plan, c, g.first_real_axis() + k, &summed[c * taps]);
+        out[c * g.spatial_dims + k] = shift_gradient(plan, c, g.first_real_axis() + k, &summed[c * taps]);
     grad_shifts = grad.to(shifts.scalar_type());
   });
   return {grad_in, grad_shifts};
@@ -138,10 +143,11 @@ std::tuple<at::Tensor, at::Tensor> shift_tabled_backward_cpu(
   at::Tensor grad_w = weights_grad ? at::zeros_like(grad_weights) : at::empty({0}, grad_weights.options());
 
   std::optional<ShiftPlan> in_plan, w_plan;
-  std::optional<ChannelTapsList> in_taps, w_taps;
+  std::optional<InputGradTaps> in_taps;
+  std::optional<ChannelTapsList> w_taps;
   if (input_grad && grad_out.numel() > 0) {
     in_plan = make_tabled_plan(offsets, weights, tables, g);
-    in_taps.emplace(*in_plan, g, TableSource(tables, *in_plan, g, padding));
+    in_taps.emplace(*in_plan, g, TableSource(tables, *in_plan, g, padding), /*may_owe=*/true);
   }
   if (correlate) {
     w_plan = make_tabled_plan(grad_offsets, grad_weights, grad_tables, g);
