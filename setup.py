@@ -44,7 +44,7 @@ def use_cuda(cuda_sources: list) -> bool:
 def extension():
     generate_plugin_list()
     rel = lambda paths: sorted(str(p.relative_to(ROOT)) for p in paths)  # noqa: E731
-    sources = rel([ROOT / "backends" / "ops.cpp", ROOT / "backends" / "module.cpp",
+    sources = rel([ROOT / "backends" / "ops.cpp", ROOT / "backends" / "module.cpp", ROOT / "backends" / "autograd.cpp",
                    *(ROOT / "backends" / "cpu").glob("*.cpp")])
     cuda_sources = rel((ROOT / "backends" / "cuda").glob("*.cu"))
     include_dirs = [str(ROOT / "backends"), str(ROOT / "plugins")]

@@ -1,6 +1,7 @@
 // The schemas of every shiftzoo operator, in one place. Kernels register per backend
-// (backends/cpu, backends/cuda); fake kernels and autograd are registered from Python
-// (shiftzoo/_ops.py) so torch.compile and torch.export see one node per call.
+// (backends/cpu, backends/cuda), the compiled ops' autograd in backends/autograd.cpp; fake
+// kernels (and the runtime-plugin ops' autograd) are registered from Python (shiftzoo/_ops.py),
+// so torch.compile and torch.export see one node per call.
 #include <torch/library.h>
 
 TORCH_LIBRARY(shiftzoo, m) {

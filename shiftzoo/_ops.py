@@ -1,5 +1,6 @@
-"""Fake kernels and autograd for the compiled ops, registered from Python (as torchvision does)
-so that torch.compile and torch.export see ``shiftzoo::shift`` as one node.
+"""Fake kernels for the compiled ops, and fake kernels and autograd for the runtime-plugin ops,
+registered from Python (as torchvision does) so that torch.compile and torch.export see
+``shiftzoo::shift`` as one node.
 
 Imported by the package only when the extension is loaded.
 """
@@ -29,30 +30,14 @@ def _shift_backward_fake(grad_output: Tensor, input: Optional[Tensor], shifts: T
     return grad_input, grad_shifts
 
 
-def _setup_context(ctx, inputs, output) -> None:
-    input, shifts, ctx.padding, ctx.interp, ctx.grad_interp = inputs
-    # The input is kept only when the shift gradient will need it (GroupedShift keeps nothing).
-    ctx.save_for_backward(input if shifts.requires_grad else None, shifts)
-
-
-def _shift_backward(ctx, grad_output: Tensor):
-    input, shifts = ctx.saved_tensors
-    input_grad, shifts_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    grad_input, grad_shifts = torch.ops.shiftzoo.shift_backward(
-        grad_output, input, shifts, ctx.padding, ctx.interp, ctx.grad_interp, input_grad, shifts_grad)
-    return (grad_input if input_grad else None, grad_shifts if shifts_grad else None, None, None, None)
-
-
-torch.library.register_autograd("shiftzoo::shift", _shift_backward, setup_context=_setup_context)
+# The compiled ops' autograd is registered in C++ (backends/autograd.cpp): the engine then calls
+# shift_backward without a Python frame per call.
 
 
 def _no_double_backward(ctx, *grads):
     raise RuntimeError(
         "shiftzoo.shift: double backward (differentiating the gradient again, e.g. "
         "create_graph=True followed by another backward) is not supported")
-
-
-torch.library.register_autograd("shiftzoo::shift_backward", _no_double_backward)
 
 
 # ---- runtime plugins (shiftzoo/_tabled.py plans them) ----------------------------------------

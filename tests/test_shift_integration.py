@@ -88,6 +88,38 @@ def test_export_sees_one_node():
     assert targets == [torch.ops.shiftzoo.shift.default]
 
 
+@pytest.mark.filterwarnings("ignore:Your compiler for AOTAutograd")  # the recording backend's own
+def test_compiled_backward_is_one_shift_backward_node():
+    """The autograd (C++, backends/autograd.cpp) traces into AOTAutograd's backward graph as a
+    single shiftzoo.shift_backward, and the compiled gradients match eager."""
+    from torch._dynamo.testing import AotEagerAndRecordGraphs
+    torch._dynamo.reset()
+    backend = AotEagerAndRecordGraphs()
+    x = torch.randn(2, 4, 5, 6, generator=gen(12), requires_grad=True)
+    s = (torch.randn(4, 2, generator=gen(13)) * 2).requires_grad_()
+    loss = lambda x, s: shift(x, s, "border", "nearest", "linear").square().sum()  # noqa: E731
+    compiled_grads = torch.autograd.grad(torch.compile(loss, backend=backend, fullgraph=True)(x, s), (x, s))
+    eager_grads = torch.autograd.grad(loss(x, s), (x, s))
+    for a, b in zip(compiled_grads, eager_grads):
+        torch.testing.assert_close(a, b)
+    calls = lambda graph: [n.target for n in graph.graph.nodes if n.op == "call_function"]  # noqa: E731
+    assert calls(backend.fw_graphs[0]).count(torch.ops.shiftzoo.shift.default) == 1
+    assert calls(backend.bw_graphs[0]).count(torch.ops.shiftzoo.shift_backward.default) == 1
+
+
+@pytest.mark.parametrize("shifts_learn, kept", [(False, [(4, 2)]), (True, [(2, 4, 5, 6), (4, 2)])])
+def test_autograd_keeps_the_input_only_for_the_shift_gradient(shifts_learn, kept):
+    """Frozen shifts (GroupedShift) need only the shifts in the backward: the input is not kept."""
+    x = torch.randn(2, 4, 5, 6, generator=gen(14), requires_grad=True)
+    s = torch.randn(4, 2, generator=gen(15)).requires_grad_(shifts_learn)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t, lambda t: t):
+        y = shift(x, s, "zeros", "nearest", "linear")
+    assert saved == kept
+    y.sum().backward()
+    assert x.grad is not None and (s.grad is not None) == shifts_learn
+
+
 def test_fallback_without_the_extension_warns_and_matches():
     """With shiftzoo._C unimportable, the package warns once and computes with the reference."""
     code = (
