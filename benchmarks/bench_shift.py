@@ -57,7 +57,10 @@ from shiftzoo.functional import shift
 Fn = Callable[[Tensor], Tensor]
 Selector = slice | Tensor
 PADDINGS = ("zeros", "border", "periodic", "reflect", "symmetric")
-DEFAULT_SHAPES = ("32x64x56x56", "8x256x28x28", "64x32x112x112", "32x256x1024", "4x32x16x56x56")
+ISSUE5_SHAPES = ("32x64x56x56", "8x256x28x28", "64x32x112x112", "32x256x1024", "4x32x16x56x56")
+# plus a late-stage shape (ShiftNet/FE-Net's last blocks: many channels of 7x7 planes), which the
+# issue's suite lacks; its rows are reported but held to no target
+DEFAULT_SHAPES = ISSUE5_SHAPES + ("32x1024x7x7",)
 QUICK_SHAPES = ("32x64x56x56", "8x256x28x28")
 CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -438,7 +441,7 @@ def assess_targets(results: Sequence[RowResult], dtype: str) -> None:
     contiguous = {(r.shape, r.row): r.ratio(r.clone_ms) for r in results if CL not in r.row}
     for r in results:
         x_clone = r.ratio(r.clone_ms)
-        if x_clone is None:
+        if x_clone is None or r.shape not in ISSUE5_SHAPES:
             continue
         dims = r.shape.count("x") - 1
         base = contiguous.get((r.shape, r.row.removesuffix(CL)))
