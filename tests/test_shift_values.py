@@ -225,16 +225,19 @@ def shifts_in_runs(lengths, dims, seed):
 
 @pytest.mark.parametrize("shape,lengths", [
     ((2, 37, 13), [9, 1, 2, 5, 20]), ((2, 37, 5, 9), [9, 1, 2, 5, 20]), ((2, 6, 5, 9), [6]),
-    ((1, 64, 3, 4, 9), [7] * 8 + [8]), ((2, 20, 3, 2, 5), [4, 16])], ids=str)
+    ((2, 12, 1, 9), [4, 8]), ((1, 64, 3, 4, 9), [7] * 8 + [8]), ((2, 20, 3, 2, 5), [4, 16])], ids=str)
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_channels_last_channel_runs(shape, lengths, padding, dtype):
-    """Channels-last nearest shifts whose channels come in runs of equal shifts (moved a run per
-    pixel, in blocks that may overlap the next run down; runs shorter than a block, spans at
-    the start of the pixel, zero rows and a run shifted past the axes) against the reference."""
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_channel_runs(shape, lengths, padding, dtype, layout):
+    """Nearest shifts whose channels come in runs of equal shifts (GroupedShift) against the
+    reference. Channels-last: moved a run per pixel, in blocks that may overlap the next run
+    down (runs shorter than a block, spans at the start of the pixel, zero rows). Contiguous 1D
+    and 2D: one block copy per run across its planes, whose rows between two planes' blocks are
+    rewritten plane by plane. A run is shifted past every axis."""
     dims = len(shape) - 2
-    x = make_input(shape, dtype, "channels_last", seed=43)
-    g = make_input(shape, dtype, "channels_last", seed=44)
+    x = make_input(shape, dtype, layout, seed=43)
+    g = make_input(shape, dtype, layout, seed=44)
     s = shifts_in_runs(lengths, dims, seed=45)
     out, gx, _ = check_against_reference(x, s, g, padding, "nearest")
     assert out.stride() == x.stride() and gx.stride() == x.stride()

@@ -40,6 +40,28 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     });
     return;
   }
+  // Single-slice planes stacked densely, single-tap channels in runs that read alike
+  // (GroupedShift's groups) of 2 channels or more on average: one block copy per run.
+  const int64_t plane = gi.plane_numel();
+  const bool stacked = gi.size[0] == 1 && dense_rows(gi) && dense_rows(go) && gi.stride_c == plane &&
+                       go.stride_c == plane && taps.front().taps() == 1;
+  if (stacked) {
+    const std::vector<Span> runs = equal_tap_runs(taps);
+    const int64_t R = static_cast<int64_t>(runs.size());
+    if (R * 2 <= gi.channels) {
+      const auto runs_fn = SHIFTZOO_PER_ISA(copy_dense_planes<T>);
+      const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) * R / std::max<int64_t>(1, gi.channels * plane));
+      at::parallel_for(0, gi.batch * R, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t n = i / R;
+          const Span run = runs[i % R];
+          runs_fn(plane_ptr(in_data, gi, n, run.begin), plane_ptr(out_data, go, n, run.begin), gi, go, taps[run.begin],
+                  run.end - run.begin);
+        }
+      });
+      return;
+    }
+  }
   const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
   for_each_plane(gi, [&](int64_t n, int64_t c, Scratch& scratch) {
     plane_fn(plane_ptr(in_data, gi, n, c), plane_ptr(out_data, go, n, c), gi, go, taps[c], scratch);
