@@ -113,9 +113,12 @@ class ChannelTapsList {
 
 // The maximal ranges of consecutive channels of a single-tap list that read alike (the same
 // tables and offsets: with a uniform source, the same offsets), e.g. GroupedShift's channel
-// groups. In a channels-inner layout each range moves as one block per pixel.
+// groups, when they average 2 channels or more: then each range moves as one block (per pixel in
+// a channels-inner layout, per item across its planes in a stacked one). Empty otherwise, and for
+// several-tap lists.
 inline std::vector<Span> equal_tap_runs(const ChannelTapsList& taps) {
   std::vector<Span> runs;
+  if (taps.size() == 0 || taps.front().taps() != 1) return runs;
   for (int64_t c = 0; c < taps.size(); ++c) {
     const ChannelTaps &a = taps[c], &b = taps[c > 0 ? c - 1 : 0];
     const bool same = c > 0 && a.src_z == b.src_z && a.src_y == b.src_y && a.edge_src == b.edge_src &&
@@ -126,6 +129,7 @@ inline std::vector<Span> equal_tap_runs(const ChannelTapsList& taps) {
       runs.push_back({c, c + 1});
     }
   }
+  if (static_cast<int64_t>(runs.size()) * 2 > taps.size()) runs.clear();
   return runs;
 }
 

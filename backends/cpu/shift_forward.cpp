@@ -19,19 +19,17 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
   if (channels_inner(gi) && channels_inner(go)) {
     const int64_t rows = gi.batch * gi.size[0] * gi.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (gi.size[2] * gi.channels));
-    // Single-tap channels in runs that read alike (GroupedShift's groups) of 2 channels or more
-    // on average, contiguous over at least one 32-byte vector: built a vector at a time.
+    // Channels in runs that read alike (equal_tap_runs), contiguous over at least one 32-byte
+    // vector: built a vector at a time.
     const bool vector_pixels = gi.stride_c == 1 && go.stride_c == 1 && gi.channels * input.element_size() >= 32;
-    if (taps.front().taps() == 1 && vector_pixels) {
-      const std::vector<Span> runs = equal_tap_runs(taps);
-      if (static_cast<int64_t>(runs.size()) * 2 <= gi.channels) {
-        const auto runs_fn = SHIFTZOO_PER_ISA(copy_rows_channel_runs<T>);
-        at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-          Scratch scratch;
-          runs_fn(in_data, out_data, gi, go, taps, runs, begin, end, scratch);
-        });
-        return;
-      }
+    const std::vector<Span> runs = vector_pixels ? equal_tap_runs(taps) : std::vector<Span>();
+    if (!runs.empty()) {
+      const auto runs_fn = SHIFTZOO_PER_ISA(copy_rows_channel_runs<T>);
+      at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+        Scratch scratch;
+        runs_fn(in_data, out_data, gi, go, taps, runs, begin, end, scratch);
+      });
+      return;
     }
     const auto weights = taps.weights_as<at::opmath_type<T>>();
     const auto rows_fn = SHIFTZOO_PER_ISA(forward_rows_channels_inner<T>);
@@ -40,27 +38,24 @@ void forward(const at::Tensor& input, const at::Tensor& output, const ChannelTap
     });
     return;
   }
-  // Single-slice planes stacked densely, single-tap channels in runs that read alike
-  // (GroupedShift's groups) of 2 channels or more on average: one block copy per run.
+  // Single-slice planes stacked densely, channels in runs that read alike (equal_tap_runs): one
+  // block copy per run of an item.
   const int64_t plane = gi.plane_numel();
   const bool stacked = gi.size[0] == 1 && dense_rows(gi) && dense_rows(go) && gi.stride_c == plane &&
-                       go.stride_c == plane && taps.front().taps() == 1;
-  if (stacked) {
-    const std::vector<Span> runs = equal_tap_runs(taps);
+                       go.stride_c == plane;
+  const std::vector<Span> runs = stacked ? equal_tap_runs(taps) : std::vector<Span>();
+  if (!runs.empty()) {
     const int64_t R = static_cast<int64_t>(runs.size());
-    if (R * 2 <= gi.channels) {
-      const auto runs_fn = SHIFTZOO_PER_ISA(copy_dense_planes<T>);
-      const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) * R / std::max<int64_t>(1, gi.channels * plane));
-      at::parallel_for(0, gi.batch * R, grain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          const int64_t n = i / R;
-          const Span run = runs[i % R];
-          runs_fn(plane_ptr(in_data, gi, n, run.begin), plane_ptr(out_data, go, n, run.begin), gi, go, taps[run.begin],
-                  run.end - run.begin);
-        }
-      });
-      return;
-    }
+    const auto runs_fn = SHIFTZOO_PER_ISA(copy_dense_planes<T>);
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) * R / std::max<int64_t>(1, gi.channels * plane));
+    at::parallel_for(0, gi.batch * R, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const Span run = runs[i % R];
+        runs_fn(plane_ptr(in_data, gi, i / R, run.begin), plane_ptr(out_data, go, i / R, run.begin), gi, go,
+                taps[run.begin], run.end - run.begin);
+      }
+    });
+    return;
   }
   const auto plane_fn = SHIFTZOO_PER_ISA(forward_plane<T>);
   for_each_plane(gi, [&](int64_t n, int64_t c, Scratch& scratch) {
