@@ -79,8 +79,25 @@ struct ShiftPlan {
   bool single_tap() const { return taps_per_channel() == 1; }
 };
 
-// `shifts` (C, d) on the CPU, any floating dtype and strides, read in place (no conversion op
-// per call); rejects non-finite values before any kernel runs.
+// The values of `shifts` (C, d) on the CPU, any floating dtype and strides, as doubles in (c, k)
+// order: read in place (no conversion op per call), dispatched on the dtype here alone so that
+// the plan below is instantiated once per interpolation and padding, not per dtype too.
+inline std::vector<double> shift_values(const at::Tensor& shifts) {
+  // the rarer floating types (float8) converted first
+  const at::ScalarType type = shifts.scalar_type();
+  const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
+  const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
+  const int64_t rows = s.size(0), cols = s.size(1), row_stride = s.stride(0), col_stride = s.stride(1);
+  std::vector<double> values(rows * cols);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shiftzoo.make_plan", [&] {
+    const scalar_t* sp = s.const_data_ptr<scalar_t>();
+    for (int64_t c = 0; c < rows; ++c)
+      for (int64_t k = 0; k < cols; ++k) values[c * cols + k] = static_cast<double>(sp[c * row_stride + k * col_stride]);
+  });
+  return values;
+}
+
+// The plan of `shifts` (C, d) on the CPU; rejects non-finite values before any kernel runs.
 template <class Padding>
 ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_view interp,
                     const Padding& pad) {
@@ -88,25 +105,18 @@ ShiftPlan make_plan(const at::Tensor& shifts, const Geometry& g, std::string_vie
   const int K = interp_support(interp);
   const int first = g.first_real_axis();
   for (int axis = first; axis < kAxes; ++axis) plan.support[axis] = K;
-  // the rarer floating types (float8) converted first
-  const at::ScalarType type = shifts.scalar_type();
-  const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
-  const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
-  const int64_t row_stride = s.stride(0), col_stride = s.stride(1);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shiftzoo.make_plan", [&] {
-    const scalar_t* sp = s.const_data_ptr<scalar_t>();
-    with_interp(interp, [&](auto policy) {
-      using Interp = decltype(policy);
-      for (int64_t c = 0; c < g.channels; ++c) {
-        for (int k = 0; k < g.spatial_dims; ++k) {
-          const double value = static_cast<double>(sp[c * row_stride + k * col_stride]);
-          TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
-                            " for channel ", c, ", spatial axis ", k);
-          const int axis = first + k;
-          set_axis_taps<Interp>(plan.taps[c * kAxes + axis], value, g.size[axis], pad);
-        }
+  const std::vector<double> values = shift_values(shifts);
+  with_interp(interp, [&](auto policy) {
+    using Interp = decltype(policy);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      for (int k = 0; k < g.spatial_dims; ++k) {
+        const double value = values[c * g.spatial_dims + k];
+        TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value,
+                          " for channel ", c, ", spatial axis ", k);
+        const int axis = first + k;
+        set_axis_taps<Interp>(plan.taps[c * kAxes + axis], value, g.size[axis], pad);
       }
-    });
+    }
   });
   return plan;
 }
