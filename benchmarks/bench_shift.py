@@ -26,7 +26,11 @@ reset to ``None`` (outside the timed region) before every run. Row kinds:
 * ``ssl``: SparseShift, ``interp="nearest", grad_interp="linear"``, real shifts in [-2, 2);
 * ``grouped``: GroupedShift (ShiftNet), nearest, frozen integer shifts in {-1, 0, 1} assigned to
   contiguous channel groups; only the input gradient is computed;
-* ``active``: ActiveShift, ``interp="linear"`` (or ``"cubic"``), real shifts in [-2, 2).
+* ``active``: ActiveShift, ``interp="linear"`` (or ``"cubic"``), real shifts in [-2, 2);
+* ``ref:`` rows, in the forward+backward groups: the floors of the two gradient kinds, PyTorch's
+  cheapest autograd ops with the same memory traffic and no shift at all: ``torch.neg`` (input
+  gradient only, as Grouped) and a per-channel scale ``x * s`` with ``s`` learned (input and
+  per-channel parameter gradients, as SSL and Active). They carry no target.
 
 This is a measurement tool: it asserts nothing about time. Before timing, each pure-PyTorch
 comparator's forward is checked against the op's and any mismatch is printed; any error raised by
@@ -369,12 +373,17 @@ def build_rows(shape: Sequence[int], dtype: torch.dtype, all_paddings: bool
             RowSpec("active cubic fwd", sz(real, interp="cubic"), **cubic_best)]
     fwd += runtime_rows if all_paddings else []
 
+    scale = torch.randn(1, c, *[1] * d, dtype=dtype).requires_grad_(True)
+
     def fwd_bwd(suffix: str = "") -> list[RowSpec]:
         return [
             RowSpec(f"ssl fwd+bwd{suffix}", sz(real_g, "zeros", "nearest", "linear"), leaves=(real_g,)),
             RowSpec(f"grouped fwd+bwd{suffix}", sz(grp), best=grp_best, best_name="slicing"),
             RowSpec(f"active linear fwd+bwd{suffix}", sz(real_g, interp="linear"), leaves=(real_g,),
                     best=lambda t: linear(t, linear.grid(real_g)), best_name="grid_sample"),
+            # the floors of the two gradient kinds, measured in the same group (no targets)
+            RowSpec(f"{REF}neg fwd+bwd{suffix}", torch.neg),
+            RowSpec(f"{REF}channel scale fwd+bwd{suffix}", lambda t: t * scale, leaves=(scale,)),
         ]
 
     groups = {"fwd": (False, False, fwd), "fwd+bwd": (True, False, fwd_bwd())}
@@ -421,6 +430,7 @@ def machine_info(threads: int) -> dict:
 
 
 CL = " [channels_last]"
+REF = "ref: "  # reference rows: PyTorch's own cheapest ops of the same traffic, held to no target
 DWCONV_SHAPES = ("32x64x56x56", "8x256x28x28")
 
 
@@ -441,7 +451,7 @@ def assess_targets(results: Sequence[RowResult], dtype: str) -> None:
     contiguous = {(r.shape, r.row): r.ratio(r.clone_ms) for r in results if CL not in r.row}
     for r in results:
         x_clone = r.ratio(r.clone_ms)
-        if x_clone is None or r.shape not in ISSUE5_SHAPES:
+        if x_clone is None or r.shape not in ISSUE5_SHAPES or r.row.startswith(REF):
             continue
         dims = r.shape.count("x") - 1
         base = contiguous.get((r.shape, r.row.removesuffix(CL)))
@@ -476,7 +486,8 @@ def markdown_table(results: Sequence[RowResult]) -> str:
 
 
 def summary_table(results: Sequence[RowResult]) -> str:
-    """Rows x shapes, ×clone (×dwconv for SSL), a missed issue-5 target marked with "✗"."""
+    """Rows x shapes, ×clone (×dwconv for SSL rows: to the conv in the same layout), a missed
+    issue-5 target marked with "✗"."""
     shapes = list(dict.fromkeys(r.shape for r in results))
     rows = list(dict.fromkeys(r.row for r in results))
     by_key = {(r.shape, r.row): r for r in results}
@@ -491,7 +502,7 @@ def summary_table(results: Sequence[RowResult]) -> str:
                 cells.append("—")
                 continue
             cell = f"{x:.2f}"
-            if row.startswith("ssl") and r.ratio(r.dwconv_ms) is not None and CL not in row:
+            if row.startswith("ssl") and r.ratio(r.dwconv_ms) is not None:
                 cell += f" ({r.ratio(r.dwconv_ms):.2f} dw)"
             cells.append(cell + (" ✗" if any(not t.met for t in r.targets) else ""))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
