@@ -166,11 +166,10 @@ void transpose8(__m256 r[8]) {
 void transposed_rows(Problem& p) {
   const int pitch = p.W + 2 * kReach, slots = 2 * kReach + 1;
   std::vector<float> ring(static_cast<size_t>(slots) * p.C * pitch, 0.0f);
-  std::vector<int> held(slots, -1);
+  std::vector<int> held(slots, -1);  // the (item, row) each slot holds, n * H + row
   std::vector<const float*> channel(p.C);
   auto planar = [&](int slot) { return ring.data() + static_cast<size_t>(slot) * p.C * pitch; };
   p.for_each_row([&](int n, int y, const float*, float* out) {
-    if (y == kReach) std::fill(held.begin(), held.end(), -1);
     for (int sy = y - kReach; sy <= y + kReach; ++sy) {
       if (held[sy % slots] == n * p.H + sy) continue;
       held[sy % slots] = n * p.H + sy;

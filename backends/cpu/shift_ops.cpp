@@ -87,15 +87,17 @@ std::tuple<at::Tensor, at::Tensor> shift_backward_cpu(
       in_plan = make_plan(shifts, g, interp, pad);
       in_taps.emplace(*in_plan, g, policy_source(g, pad), may_owe);
     }
+    const ShiftPlan* corr_plan = nullptr;  // the plan the shift gradient is contracted with
     if (correlate) {
       // the same interpolation (ActiveShift) plans the same taps: plan once
-      if (!in_plan || grad_interp != interp) s_plan = make_plan(shifts, g, grad_interp, pad);
-      s_taps.emplace(s_plan ? *s_plan : *in_plan, g, policy_source(g, pad));
+      corr_plan = in_plan && grad_interp == interp ? &*in_plan
+                                                    : &s_plan.emplace(make_plan(shifts, g, grad_interp, pad));
+      s_taps.emplace(*corr_plan, g, policy_source(g, pad));
     }
     const std::vector<double> summed = run_backward(grad_out, input, grad_in, in_taps ? &*in_taps : nullptr,
                                                     s_taps ? &*s_taps : nullptr, g);
     if (!correlate) return;
-    const ShiftPlan& plan = s_plan ? *s_plan : *in_plan;
+    const ShiftPlan& plan = *corr_plan;
     at::Tensor grad = at::empty({g.channels, g.spatial_dims}, shifts.options().dtype(at::kDouble));
     double* out = grad.mutable_data_ptr<double>();
     const int64_t taps = plan.taps_per_channel();
