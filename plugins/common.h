@@ -23,4 +23,8 @@ SHIFTZOO_HD int64_t positive_mod(int64_t a, int64_t m) {
   return r < 0 ? r + m : r;
 }
 
+// A list of policy types (the generated builtin_plugins.h lists the compiled plugins with it).
+template <class... Policies>
+struct PluginList {};
+
 }  // namespace shiftzoo

@@ -27,7 +27,6 @@ class TapPlan(NamedTuple):
 def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -> TapPlan:
     """The taps every channel reads along every axis (DESIGN.md §2)."""
     support = interp.support
-    first_tap = -((support - 1) // 2)
     offsets, tables, weights = [], [], []
     for k, n in enumerate(input_shape[2:]):
         if getattr(padding.padding, "period", None) is None and not torch.compiler.is_compiling():
@@ -35,8 +34,7 @@ def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -
                 raise ValueError(
                     f"shiftzoo: padding {padding.name!r} declares no period, so shifts beyond ±2**53 "
                     "cannot be reduced exactly; register it with period=... (0 if it saturates)")
-        whole, frac = reference.integer_and_fraction(shifts[:, k], n, padding.padding, support)
-        offset = whole + first_tap
+        offset, frac = reference.tap_start(shifts[:, k], n, padding.padding, support)
         raw = offset.view(-1, 1) + torch.arange(n + support - 1, device=shifts.device)
         tables.append(padding.padding(raw, n).to(torch.int64).contiguous())
         offsets.append(offset)

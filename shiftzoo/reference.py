@@ -7,10 +7,10 @@ Semantics, per spatial axis of length ``n`` and per channel with real shift ``s`
 
     out[x] = sum_k w_k(f) * in[P(x + o + t_k)]
 
-* even support ``K`` (linear, cubic): ``o = floor(-s)``, ``f = -s - o`` in ``[0, 1)`` and the taps are
-  ``t_k = -(K/2 - 1) ... K/2``, i.e. the taps ``floor(p) - (K/2 - 1) ... floor(p) + K/2`` around ``p = x - s``;
-* odd support ``K`` (nearest): the *shift* is rounded half to even (``torch.round``), ``o = -round(s)``,
-  ``f = -s - o`` in ``[-1/2, 1/2]`` and the taps are ``t_k = -(K-1)/2 ... (K-1)/2``;
+* the tap rule, one for every support ``K``: output ``x`` samples ``p = x - s``; the taps are anchored at
+  ``a = floor(p)`` for even ``K`` (linear, cubic) and at ``a = round(p)`` (half to even, ``torch.round``) for odd
+  ``K`` (nearest, quadratic); they are ``a - (K-1)//2 ... a + K//2`` and ``f = p - a`` (``[0, 1)`` for even K,
+  ``[-1/2, 1/2]`` for odd K), so ``o = a - x`` is ``floor(-s)`` or ``round(-s)`` and ``t_k = k - (K-1)//2``;
 * ``P`` is the padding function: it maps any integer index to ``[0, n)`` or to ``-1`` (zero).
 
 Interpolation is separable: the axes are shifted one after another. Gradients come from plain
@@ -37,7 +37,8 @@ __all__ = [
     "pad_symmetric",
     "shift",
     "shift_axis",
-    "integer_and_fraction",
+    "first_tap",
+    "tap_start",
 ]
 
 PaddingFn = Callable[[Tensor, int], Tensor]
@@ -147,9 +148,15 @@ def _cubic_weights(f: Tensor) -> Tensor:
     return torch.stack((_keys_far(1.0 + f), _keys_near(f), _keys_near(1.0 - f), _keys_far(2.0 - f)), dim=-1)
 
 
+def _quadratic_weights(f: Tensor) -> Tensor:
+    # Dodgson's interpolating quadratic: taps round(p) - 1, round(p), round(p) + 1, f in [-1/2, 1/2]
+    return torch.stack((f * f - 0.5 * f, 1.0 - 2.0 * f * f, f * f + 0.5 * f), dim=-1)
+
+
 INTERPS: dict[str, Interp] = {
     "nearest": Interp("nearest", 1, _nearest_weights),
     "linear": Interp("linear", 2, _linear_weights),
+    "quadratic": Interp("quadratic", 3, _quadratic_weights),
     "cubic": Interp("cubic", 4, _cubic_weights),
 }
 
@@ -174,11 +181,17 @@ def _resolve_interp(interp: Union[str, Interp]) -> Interp:
 # The shift
 # --------------------------------------------------------------------------------------------
 
-def integer_and_fraction(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
-    """Integer offset ``o`` (int64, reduced so it fits) and fraction ``f`` (float64) per channel.
+def first_tap(support: int) -> int:
+    """The first tap relative to the anchor: ``-(K/2 - 1)`` for even ``K``, ``-(K-1)/2`` for odd ``K``."""
+    return -((support - 1) // 2)
 
-    Tap ``k`` of output ``x`` reads raw index ``x + o - (support - 1) // 2 + k``; ``f`` is
-    differentiable in ``shifts`` (``df/ds = -1``).
+
+def tap_start(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
+    """Where tap 0 of every channel starts, and the fraction its weights take (the tap rule).
+
+    Returns ``start`` (int64, reduced through the padding's period so it fits) and ``f`` (float64),
+    per channel: tap ``k`` of output ``x`` reads raw index ``x + start + k``, weighted by
+    ``weights(f)[k]``; ``f`` is differentiable in ``shifts`` (``df/ds = -1``).
     """
     neg = -shifts.to(torch.float64)
     whole = (torch.floor(neg) if support % 2 == 0 else torch.round(neg)).detach()
@@ -191,7 +204,7 @@ def integer_and_fraction(shifts: Tensor, n: int, padding_fn: PaddingFn, support:
         # Saturating padding: beyond this every tap is outside the axis on the same side anyway.
         whole = whole.clamp(-(n + support), n + support)
     # period None (a plugin without ``period``): used as is; it must then fit in int64.
-    return whole.to(torch.int64), frac
+    return whole.to(torch.int64) + first_tap(support), frac
 
 
 def shift_axis(
@@ -214,14 +227,13 @@ def shift_axis(
     channels = input.shape[1]
     support = interp.support
 
-    whole, frac = integer_and_fraction(shifts, n, padding_fn, support)
+    start, frac = tap_start(shifts, n, padding_fn, support)
     weight_dtype = input.dtype.to_real() if input.dtype.is_complex else input.dtype
     weights = interp.weights(frac.to(weight_dtype))  # (C, K)
 
-    first_tap = -((support - 1) // 2)  # even K: -(K/2 - 1); odd K: -(K - 1)/2
-    taps = torch.arange(first_tap, first_tap + support, device=input.device)
+    taps = torch.arange(support, device=input.device)
     positions = torch.arange(n, device=input.device)
-    raw = positions.view(1, n, 1) + whole.to(input.device).view(channels, 1, 1) + taps.view(1, 1, support)
+    raw = positions.view(1, n, 1) + start.to(input.device).view(channels, 1, 1) + taps.view(1, 1, support)
     index = padding_fn(raw, n) if n > 0 else raw  # (C, n, K), -1 = zero
     inside = index >= 0
 

@@ -42,7 +42,7 @@ class PluginInfo:
 
 
 class RuntimePadding:
-    """A padding function with its ``period`` (what :func:`reference.integer_and_fraction` reads)."""
+    """A padding function with its ``period`` (what :func:`reference.tap_start` reads)."""
 
     def __init__(self, fn: PaddingFn, period: Union[None, int, Callable[[int], int]]):
         self.fn = fn

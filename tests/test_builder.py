@@ -162,7 +162,7 @@ SHIFT_TYPES = "active_shift1d, active_shift2d"  # the start of the valid type li
      r"^layers\[2\]\.shift\.padding: unknown padding 'zero'; valid choices: border, periodic, reflect, symmetric, "
      r"zeros; closest match: 'zeros'$"),
     ({"type": "active_shift2d", "channels": 4, "interp": "bicubic"},
-     r"^interp: unknown interp 'bicubic'; valid choices: cubic, linear, nearest; closest match: 'cubic'$"),
+     r"^interp: unknown interp 'bicubic'; valid choices: cubic, linear, nearest, quadratic; closest match: 'cubic'$"),
     ({"type": "sparse_shift_2d", "channels": 4},
      rf"^type: unknown type 'sparse_shift_2d'; valid choices: {SHIFT_TYPES}.*; closest match: 'sparse_shift2d'$"),
     ({"type": "torch.nn.Conv2d", "in_channels": 1},

@@ -1,10 +1,19 @@
-// The forward of one plane (n, c), by layout and tap count:
+// The forward of one plane (n, c) whose channels are not inner, by layout and tap count:
 //  - dense planes, one tap (nearest): one block copy per slice plus the edge columns;
 //  - dense planes, up to 8 taps (linear): one flat K-tap filter loop per slice plus the edges;
 //  - dense planes, more taps (cubic): separable passes along W, then H, then D;
 //  - other strides: row by row, through contiguous copies of strided rows.
-// (Layouts whose channels are closer than their pixels go row by row: channels_inner.inc.)
-// Included once per instruction set (per_isa.inc).
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/row.h"
+
+namespace shiftzoo::cpu {
+namespace {
 
 // Single-tap forward of `planes` consecutive planes (channels of one item) that read alike, whose
 // rows are contiguous and densely stacked. Per D-slice, the rows that read an in-range row form
@@ -14,28 +23,28 @@
 // one memcpy from the first plane's block to the last's: the rows it fills in between, the
 // bottom and top rows of neighbouring planes, are rewritten plane by plane like the edges.
 template <typename T>
-void copy_dense_planes(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
+void copy_dense_planes(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                        const ChannelTaps& taps, int64_t planes = 1) {
-  const int64_t H = gi.size[1], W = gi.size[2];
+  const int64_t H = in_geom.size[1], W = in_geom.size[2];
   const Span rows = taps.inner_y, cols = taps.inner;
   const bool block = rows.end > rows.begin && cols.end > cols.begin;
   // the rows outside the block: [0, top) and [bottom, H)
   const int64_t top = block ? rows.begin : H, bottom = block ? rows.end : H;
-  for (int64_t z = 0; z < gi.size[0]; ++z) {
+  for (int64_t z = 0; z < in_geom.size[0]; ++z) {
     const int64_t sz = taps.src_z[z];
     if (sz != kZeroTap && block) {
       // rows of planes 0 .. planes - 1 in one flat range (planes > 1: one slice each, stacked)
       const Span stacked{rows.begin, (planes - 1) * H + rows.end};
-      move_block(in_plane + sz * gi.stride[0], out_plane + z * go.stride[0], W, stacked, cols, taps.offset_y,
+      move_block(in_plane + sz * in_geom.stride[0], out_plane + z * out_geom.stride[0], W, stacked, cols, taps.offset_y,
                  taps.offset);
     }
     for (int64_t p = 0; p < planes; ++p) {
-      T* out_slice = out_plane + p * go.stride_c + z * go.stride[0];
+      T* out_slice = out_plane + p * out_geom.stride_c + z * out_geom.stride[0];
       if (sz == kZeroTap) {
         std::fill(out_slice, out_slice + H * W, T(0));
         continue;
       }
-      const T* in_slice = in_plane + p * gi.stride_c + sz * gi.stride[0];
+      const T* in_slice = in_plane + p * in_geom.stride_c + sz * in_geom.stride[0];
       if (block) {
         // the edge columns of the block's rows, column by column (no per-row overhead)
         for (int64_t e = 0; e < taps.edges; ++e) {
@@ -65,17 +74,17 @@ void copy_dense_planes(const T* in_plane, T* out_plane, const Geometry& gi, cons
 }
 
 // Output row (z, y) of a plane, one row on its own: gathers the input rows it reads (strided ones
-// copied into `scratch`, room for one row per source row) and copies, filters or zeroes.
+// copied into `source_rows`, room for one row per source row) and copies, filters or zeroes.
 template <typename T, typename A>
-void forward_row(const T* in_plane, const Geometry& gi, const ChannelTaps& taps, const A* weights,
-                 int64_t z, int64_t y, T* out_row, T* scratch) {
-  const int64_t W = gi.size[2];
+void forward_row(const T* in_plane, const Geometry& in_geom, const ChannelTaps& taps, const A* weights,
+                 int64_t z, int64_t y, T* out_row, T* source_rows) {
+  const int64_t W = in_geom.size[2];
   const T* rows[kMaxSupport * kMaxSupport];
   const A* row_weights[kMaxSupport * kMaxSupport];
   int count = 0;
   taps.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
-    rows[count] = contiguous_row(in_plane + sz * gi.stride[0] + sy * gi.stride[1], gi.stride[2], W,
-                                 scratch + count * W);
+    rows[count] = contiguous_row(in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1], in_geom.stride[2], W,
+                                 source_rows + count * W);
     row_weights[count++] = weights + lead * taps.kw;
   });
   if (count == 0) {
@@ -92,23 +101,23 @@ void forward_row(const T* in_plane, const Geometry& gi, const ChannelTaps& taps,
 // offset: one long filter loop over the whole block (short rows cost no per-row overhead), after
 // which the edge columns are rewritten. Rows near the top and bottom go one by one.
 template <typename T, typename A>
-void filter_dense_plane(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
+void filter_dense_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                         const ChannelTaps& taps, const A* weights) {
-  const int64_t D = gi.size[0], H = gi.size[1], W = gi.size[2];
+  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2];
   const Span rows = taps.inner_y, cols = taps.inner;
   const bool block = rows.end > rows.begin && cols.end > cols.begin;
   const T* src[kMaxSupport * kMaxSupport];   // row tap r of the block, moved by the W offset
   const T* base[kMaxSupport * kMaxSupport];  // the same, not moved (for the edge columns)
   const A* w[kMaxSupport * kMaxSupport];
   for (int64_t z = 0; z < D; ++z) {
-    T* out_slice = out_plane + z * go.stride[0];
+    T* out_slice = out_plane + z * out_geom.stride[0];
     // every (valid D-tap, H-tap) pair: a source row offset and its weights
     int R = 0;
     for (int a = 0; a < taps.kd; ++a) {
       const int64_t sz = taps.src_z[z * taps.kd + a];
       if (sz == kZeroTap) continue;
       for (int b = 0; b < taps.kh; ++b) {
-        base[R] = in_plane + sz * gi.stride[0] + (taps.offset_y + b) * W;
+        base[R] = in_plane + sz * in_geom.stride[0] + (taps.offset_y + b) * W;
         src[R] = base[R] + taps.offset;
         w[R++] = weights + (a * taps.kh + b) * taps.kw;
       }
@@ -147,8 +156,8 @@ void filter_dense_plane(const T* in_plane, T* out_plane, const Geometry& gi, con
     }
     for (int64_t y = 0; y < H; ++y) {
       if (block && y >= rows.begin && y < rows.end) continue;  // done above
-      // rows are contiguous here: forward_row never touches its scratch
-      forward_row(in_plane, gi, taps, weights, z, y, out_slice + y * W, static_cast<T*>(nullptr));
+      // rows are contiguous here: forward_row never touches source_rows
+      forward_row(in_plane, in_geom, taps, weights, z, y, out_slice + y * W, static_cast<T*>(nullptr));
     }
   }
 }
@@ -187,16 +196,16 @@ void combine_valid_rows(const A* const* rows, const A* w, int R, T* out, int64_t
 // edges from the tables) into `along_w`, then combine those rows along H (the tables pick the
 // source rows, zero taps skipped), then along D.
 template <typename T, typename A>
-void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
+void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                             const ChannelTaps& taps, A* along_w, A* along_h) {
-  const int64_t D = gi.size[0], H = gi.size[1], W = gi.size[2];
+  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2];
   A ww[kMaxSupport], wh[kMaxSupport], wd[kMaxSupport];
   for (int t = 0; t < taps.kw; ++t) ww[t] = static_cast<A>(taps.weight_w[t]);
   for (int b = 0; b < taps.kh; ++b) wh[b] = static_cast<A>(taps.weight_h[b]);
   for (int a = 0; a < taps.kd; ++a) wd[a] = static_cast<A>(taps.weight_d[a]);
   for (int64_t z = 0; z < D; ++z) {  // W pass over every input row
     for (int64_t y = 0; y < H; ++y) {
-      const T* src = in_plane + z * gi.stride[0] + y * W;
+      const T* src = in_plane + z * in_geom.stride[0] + y * W;
       A* dst = along_w + (z * H + y) * W;
       with_taps(taps.kw, [&](auto kt) {
         filter_into<kt()>(src + taps.offset, ww, taps.kw, dst, taps.inner.begin, taps.inner.end);
@@ -218,7 +227,7 @@ void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& gi,
     int slices = 0;
     for (int a = 0; a < taps.kd; ++a) slices += taps.src_z[z * taps.kd + a] != kZeroTap;
     for (int64_t y = 0; y < H; ++y) {
-      T* out_row = out_plane + z * go.stride[0] + y * W;
+      T* out_row = out_plane + z * out_geom.stride[0] + y * W;
       auto h_pass = [&](int64_t sz, auto* dst) {  // along H within input slice sz
         int R = 0;
         for (int b = 0; b < taps.kh; ++b) {
@@ -253,31 +262,34 @@ void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& gi,
 }
 
 template <typename T>
-void forward_plane(const T* in_plane, T* out_plane, const Geometry& gi, const Geometry& go,
+void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                    const ChannelTaps& taps, Scratch& scratch) {
   using A = at::opmath_type<T>;
-  const int64_t D = gi.size[0], H = gi.size[1], W = gi.size[2];
-  const bool dense = dense_rows(gi) && dense_rows(go);
-  if (dense && taps.taps() == 1) return copy_dense_planes(in_plane, out_plane, gi, go, taps);
+  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2];
+  const bool dense = dense_rows(in_geom) && dense_rows(out_geom);
+  if (dense && taps.taps() == 1) return copy_dense_planes(in_plane, out_plane, in_geom, out_geom, taps);
   if (dense && taps.taps() > 8) {
-    return filter_separable_plane(in_plane, out_plane, gi, go, taps, scratch.get<A>(0, D * H * W),
-                                  scratch.get<A>(1, taps.kd * W));
+    return filter_separable_plane(in_plane, out_plane, in_geom, out_geom, taps, scratch.along_w.get<A>(D * H * W),
+                                  scratch.along_h.get<A>(taps.kd * W));
   }
   A weights[kMaxSupport * kMaxSupport * kMaxSupport];  // this channel's, in the kernel precision
   for (int i = 0; i < taps.taps(); ++i) weights[i] = static_cast<A>(taps.weight[i]);
-  if (dense) return filter_dense_plane(in_plane, out_plane, gi, go, taps, weights);
+  if (dense) return filter_dense_plane(in_plane, out_plane, in_geom, out_geom, taps, weights);
 
-  // scratch rows for strided input/output
-  T* const in_scratch = scratch.get<T>(0, W * (taps.taps() / taps.kw));  // every source row of an output row
-  T* const out_scratch = scratch.get<T>(1, W);
+  // strided input rows (every source row of an output row) and a strided output row, made contiguous
+  T* const source_rows = scratch.source_rows.get<T>(W * (taps.taps() / taps.kw));
+  T* const output_row = scratch.output_row.get<T>(W);
   for (int64_t z = 0; z < D; ++z) {
     for (int64_t y = 0; y < H; ++y) {
-      T* out_row_dst = out_plane + z * go.stride[0] + y * go.stride[1];
-      T* out_row = go.stride[2] == 1 ? out_row_dst : out_scratch;
-      forward_row(in_plane, gi, taps, weights, z, y, out_row, in_scratch);
+      T* out_row_dst = out_plane + z * out_geom.stride[0] + y * out_geom.stride[1];
+      T* out_row = out_geom.stride[2] == 1 ? out_row_dst : output_row;
+      forward_row(in_plane, in_geom, taps, weights, z, y, out_row, source_rows);
       if (out_row != out_row_dst) {
-        for (int64_t x = 0; x < W; ++x) out_row_dst[x * go.stride[2]] = out_row[x];
+        for (int64_t x = 0; x < W; ++x) out_row_dst[x * out_geom.stride[2]] = out_row[x];
       }
     }
   }
 }
+
+}  // namespace
+}  // namespace shiftzoo::cpu

@@ -1,11 +1,11 @@
 // The schemas of every shiftzoo operator, in one place. Kernels register per backend
-// (backends/cpu, backends/cuda), the compiled ops' autograd in backends/autograd.cpp; fake
-// kernels (and the runtime-plugin ops' autograd) are registered from Python (shiftzoo/_ops.py),
-// so torch.compile and torch.export see one node per call.
+// (backends/cpu/register.cpp, backends/cuda), the compiled ops' autograd in autograd.cpp beside
+// this; fake kernels (and the runtime-plugin ops' autograd) are registered from Python
+// (shiftzoo/_ops.py), so torch.compile and torch.export see one node per call.
 #include <torch/library.h>
 
 TORCH_LIBRARY(shiftzoo, m) {
-  // out[n, c, x] = sum over taps of input[n, c, pad(x - shifts[c])] (DESIGN.md §2), with the
+  // out[n, c, x] = sum over taps of input[n, c, pad(x - shifts[c])] (docs/semantics.md), with the
   // compiled plugins `padding` and `interp`. grad_interp only matters to autograd: its
   // derivative gives the gradient to the shifts.
   m.def("shift(Tensor input, Tensor shifts, str padding, str interp, str grad_interp) -> Tensor");

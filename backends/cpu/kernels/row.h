@@ -1,11 +1,17 @@
 // The work on one row (the last axis) of one channel: an interior range where every tap lies
-// inside the row — plain stride-1 loops the compiler vectorises — and a few edge positions whose
-// taps come from the channel's tables (channel_taps.h). No padding logic runs here.
+// inside the row (plain stride-1 loops the compiler vectorises) and a few edge positions whose
+// taps come from the channel's tables (tap_tables.h). No padding logic runs here.
 //
-// K is a template parameter for the common tap counts (1, 2, 4) so the tap loops unroll; K == 0
-// means "runtime count" and serves every other support up to kMaxSupport.
-//
-// Included once per instruction set by per_isa.inc (no include guard, no includes of its own).
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/tap_counts.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
 // A pointer to the row as n contiguous elements: the row itself when it is contiguous,
 // otherwise a copy in `scratch`.
 template <typename T>
@@ -41,48 +47,6 @@ void move_block(const T* src, T* dst, int64_t W, Span rows, Span cols, int64_t d
   if (rows.end <= rows.begin || cols.end <= cols.begin) return;
   const int64_t first = rows.begin * W + cols.begin, last = (rows.end - 1) * W + cols.end;
   std::memcpy(dst + first, src + first + dy * W + dx, (last - first) * sizeof(T));
-}
-
-// A vector of 32 bytes of A (GCC/clang vector extensions: plain vector code in both
-// instruction-set copies, no reliance on the auto-vectoriser), and its unaligned load.
-template <typename A>
-struct Vector32 {
-  typedef A type __attribute__((vector_size(32)));
-};
-template <typename A>
-using Vec32 = typename Vector32<A>::type;
-template <typename A>
-Vec32<A> load_vec(const A* p) {
-  Vec32<A> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-template <int N>
-using Int = std::integral_constant<int, N>;
-
-// Calls f(Int<K>) with K fixed at compile time for the common tap counts (1, 2, 4), Int<0> else.
-template <class F>
-void with_taps(int K, F&& f) {
-  switch (K) {
-    case 1: return f(Int<1>{});
-    case 2: return f(Int<2>{});
-    case 4: return f(Int<4>{});
-    default: return f(Int<0>{});
-  }
-}
-
-// Calls f(Int<K>, Int<R>) with the tap count K and the row count R fixed where common.
-template <class F>
-void with_taps_and_rows(int K, int R, F&& f) {
-  with_taps(K, [&](auto kt) {
-    switch (R) {
-      case 1: return f(kt, Int<1>{});
-      case 2: return f(kt, Int<2>{});
-      case 4: return f(kt, Int<4>{});
-      default: return f(kt, Int<0>{});
-    }
-  });
 }
 
 // out[x] = sum_r sum_t w[r][t] * src[r][x + t] for x in [begin, end): one long vectorisable loop
@@ -159,3 +123,6 @@ void correlate_row(const T* __restrict grad_out, const T* __restrict src,
     dots[t] += sum;
   }
 }
+
+}  // namespace
+}  // namespace shiftzoo::cpu

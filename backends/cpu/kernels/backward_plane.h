@@ -1,8 +1,19 @@
-// The backward's plane kernels: the per-tap correlations sum_x grad_out[x] * input[tap(x)] of
-// one plane (n, c), from which the shift gradient is contracted (gradient_contraction.h); the
-// same for half-type planes, in float; and what the padding owes an input gradient (whose in-range
-// part is the forward with the reversed taps, shift_backward.cpp). (Channels-inner layouts:
-// channels_inner.inc.) Included once per instruction set (per_isa.inc).
+// The backward's plane kernels, for planes (n, c) whose channels are not inner: the per-tap
+// correlations sum_x grad_out[x] * input[tap(x)] of one plane, from which the parameter gradient
+// is contracted (core/contraction.h), in float for half types; and the padding term of an input
+// gradient (whose in-range part is the forward with the reversed taps: backward.cpp).
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/vector.h"
+#include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/row.h"
+
+namespace shiftzoo::cpu {
+namespace {
 
 // The grad_output block of a dense plane slice whose every tap lies inside the plane (rows
 // inner_y, columns inner, flat range [first, last)), copied with the edge columns zeroed: a flat
@@ -127,25 +138,25 @@ void correlate_dense_block(const T* g_slice, const T* in_plane, int64_t in_strid
 
 // The tap correlations of one plane (any strides), added into plane_corr.
 template <typename T>
-void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& gg, const Geometry& gi,
+void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_geom, const Geometry& in_geom,
                      const ChannelTaps& taps, double* plane_corr, Scratch& scratch) {
-  const int64_t D = gg.size[0], H = gg.size[1], W = gg.size[2];
+  const int64_t D = grad_geom.size[0], H = grad_geom.size[1], W = grad_geom.size[2];
   // Dense planes do their interior block in one flat pass; other rows go one by one.
-  const bool dense = dense_rows(gg) && dense_rows(gi);
+  const bool dense = dense_rows(grad_geom) && dense_rows(in_geom);
   const Span flat = dense ? dense_block(taps, W) : Span{0, 0};
   const bool block = flat.end > flat.begin;
-  T* const g_scratch = scratch.get<T>(0, W);
-  T* const in_scratch = scratch.get<T>(1, W);
-  T* const g_masked = block ? scratch.get<T>(2, H * W) : nullptr;
+  T* const grad_row = scratch.grad_row.get<T>(W);
+  T* const input_row = scratch.input_row.get<T>(W);
+  T* const g_masked = block ? scratch.masked_grad.get<T>(H * W) : nullptr;
   for (int64_t z = 0; z < D; ++z) {
-    const T* g_slice = g_plane + z * gg.stride[0];
-    if (block) correlate_dense_block(g_slice, in_plane, gi.stride[0], z, W, taps, flat, plane_corr, g_masked);
+    const T* g_slice = g_plane + z * grad_geom.stride[0];
+    if (block) correlate_dense_block(g_slice, in_plane, in_geom.stride[0], z, W, taps, flat, plane_corr, g_masked);
     for (int64_t y = 0; y < H; ++y) {
       if (block && y >= taps.inner_y.begin && y < taps.inner_y.end) continue;  // done above
-      const T* g_row = contiguous_row(g_slice + y * gg.stride[1], gg.stride[2], W, g_scratch);
+      const T* g_row = contiguous_row(g_slice + y * grad_geom.stride[1], grad_geom.stride[2], W, grad_row);
       taps.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
-        const T* in_row = contiguous_row(in_plane + sz * gi.stride[0] + sy * gi.stride[1], gi.stride[2], W,
-                                         in_scratch);
+        const T* in_row = contiguous_row(in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1], in_geom.stride[2], W,
+                                         input_row);
         with_taps(taps.kw, [&](auto kt) { correlate_row<kt()>(g_row, in_row, taps, plane_corr + lead * taps.kw); });
       });
     }
@@ -155,26 +166,26 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& gg, co
 // The tap correlations of one plane of a half type (float16, bfloat16): both planes in float,
 // densely in the task's scratch, through the float kernel.
 template <typename T>
-void correlate_plane_in_float(const T* g_plane, const T* in_plane, const Geometry& gg, const Geometry& gi,
+void correlate_plane_in_float(const T* g_plane, const T* in_plane, const Geometry& grad_geom, const Geometry& in_geom,
                               const ChannelTaps& taps, double* plane_corr, Scratch& scratch) {
-  const int64_t numel = gg.plane_numel();
-  const Geometry dense = dense_plane(gg);
-  float* g = scratch.get<float>(5, numel);
-  float* in = scratch.get<float>(6, numel);
-  plane_to_dense(g_plane, gg, g);
-  plane_to_dense(in_plane, gi, in);
+  const int64_t numel = grad_geom.plane_numel();
+  const Geometry dense = dense_plane(grad_geom);
+  float* g = scratch.grad_float.get<float>(numel);
+  float* in = scratch.input_float.get<float>(numel);
+  plane_to_dense(g_plane, grad_geom, g);
+  plane_to_dense(in_plane, in_geom, in);
   correlate_plane<float>(g, in, dense, dense, taps, plane_corr, scratch);
 }
 
-// What the padding owes the input gradient of plane (n, c), any strides: the in-range part of the
-// adjoint is the forward of grad_out with the reversed taps (shift_backward.cpp); every tap
-// outside the plane that the padding mapped to an input (border, reflect, ...) adds its term
-// there. Only rows and pixels with such taps are visited. `weights`: this channel's, in A.
+// Adds the padding term of the input gradient of plane (n, c), any strides: the in-range part of
+// the adjoint is the forward of grad_out with the reversed taps (backward.cpp); every tap outside
+// the plane that the padding mapped to an input (border, reflect, ...) gives that input its term.
+// Only rows and pixels with such taps are visited. `weights`: this channel's, in A.
 template <typename T>
-void owe_padding_plane(const T* g, T* gin, const Geometry& gg, const Geometry& gd, const ChannelTaps& taps,
-                       const at::opmath_type<T>* weights) {
+void add_padding_term(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom,
+                      const ChannelTaps& taps, const at::opmath_type<T>* weights, Scratch&) {
   using A = at::opmath_type<T>;
-  const int64_t D = gg.size[0], H = gg.size[1], W = gg.size[2];
+  const int64_t D = grad_geom.size[0], H = grad_geom.size[1], W = grad_geom.size[2];
   const int K = taps.kw;
   for (int64_t z = 0; z < D; ++z) {
     for (int a = 0; a < taps.kd; ++a) {
@@ -187,20 +198,20 @@ void owe_padding_plane(const T* g, T* gin, const Geometry& gg, const Geometry& g
           if (sy == kZeroTap) continue;
           const bool row_out = z_out || outside_axis(y + taps.offset_y + b, H);
           const A* w = weights + (a * taps.kh + b) * K;
-          const T* g_row = g + z * gg.stride[0] + y * gg.stride[1];
-          T* gin_row = gin + sz * gd.stride[0] + sy * gd.stride[1];
-          auto owe = [&](int64_t x, int t, int64_t sx) {
-            T& dst = gin_row[sx * gd.stride[2]];
-            dst = static_cast<T>(static_cast<A>(dst) + w[t] * static_cast<A>(g_row[x * gg.stride[2]]));
+          const T* g_row = g + z * grad_geom.stride[0] + y * grad_geom.stride[1];
+          T* gin_row = gin + sz * grad_in_geom.stride[0] + sy * grad_in_geom.stride[1];
+          auto add_term = [&](int64_t x, int t, int64_t sx) {
+            T& dst = gin_row[sx * grad_in_geom.stride[2]];
+            dst = static_cast<T>(static_cast<A>(dst) + w[t] * static_cast<A>(g_row[x * grad_geom.stride[2]]));
           };
           if (row_out) {  // every tap of the row left the plane
             for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x)
-              for (int t = 0; t < K; ++t) owe(x, t, x + taps.offset + t);
+              for (int t = 0; t < K; ++t) add_term(x, t, x + taps.offset + t);
           }
           for (int64_t e = 0; e < taps.edges; ++e) {
             for (int t = 0; t < K; ++t) {
               const int64_t sx = taps.edge_src[e * K + t];
-              if (sx != kZeroTap && (row_out || outside_axis(taps.edge_x[e] + taps.offset + t, W))) owe(taps.edge_x[e], t, sx);
+              if (sx != kZeroTap && (row_out || outside_axis(taps.edge_x[e] + taps.offset + t, W))) add_term(taps.edge_x[e], t, sx);
             }
           }
         }
@@ -209,17 +220,20 @@ void owe_padding_plane(const T* g, T* gin, const Geometry& gg, const Geometry& g
   }
 }
 
-// owe_padding_plane for a half type: the plane's grad_out and input gradient in float (dense, in
-// the task's scratch), so that the owed terms add up in float and round once.
+// add_padding_term for a half type: the plane's grad_out and input gradient in float (dense, in
+// the task's scratch), so that the terms add up in float and round once.
 template <typename T>
-void owe_padding_plane_in_float(const T* g, T* gin, const Geometry& gg, const Geometry& gd, const ChannelTaps& taps,
-                                const float* weights, Scratch& scratch) {
-  const int64_t numel = gg.plane_numel();
-  const Geometry dense = dense_plane(gg);
-  float* g_f = scratch.get<float>(5, numel);
-  float* gin_f = scratch.get<float>(7, numel);
-  plane_to_dense(g, gg, g_f);
-  plane_to_dense(gin, gd, gin_f);
-  owe_padding_plane(g_f, gin_f, dense, dense, taps, weights);
-  dense_to_plane(gin_f, gd, gin);
+void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom,
+                               const ChannelTaps& taps, const float* weights, Scratch& scratch) {
+  const int64_t numel = grad_geom.plane_numel();
+  const Geometry dense = dense_plane(grad_geom);
+  float* g_f = scratch.grad_float.get<float>(numel);
+  float* gin_f = scratch.input_grad_float.get<float>(numel);
+  plane_to_dense(g, grad_geom, g_f);
+  plane_to_dense(gin, grad_in_geom, gin_f);
+  add_padding_term(g_f, gin_f, dense, dense, taps, weights, scratch);
+  dense_to_plane(gin_f, grad_in_geom, gin);
 }
+
+}  // namespace
+}  // namespace shiftzoo::cpu

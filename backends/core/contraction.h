@@ -1,0 +1,70 @@
+// From tap correlations to parameter gradients.
+//
+// A backward kernel leaves, per channel, corr[i] = sum over the batch and the plane of
+// grad_output * (the input read by tap combination i), i = (a * Kh + b) * Kw + t. The output is
+// linear in each axis's weights, so d loss / d w[c][axis][t] is the sum over the combinations
+// whose tap on `axis` is t of corr[i] times the other two axes' weights; the gradient to a shift
+// follows by the chain rule through d w / d shift. Per channel, plain code: the CPU runs it on
+// the host (contract_on_host), a GPU backend would run it in a kernel over channels.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+
+#include <array>
+
+#include "backends/core/shift_plan.h"
+
+namespace shiftzoo {
+
+// What the parameter gradient is taken with respect to: the shifts of a compiled plugin, or a
+// runtime plugin's tap weights (autograd carries those on to the shifts in Python).
+enum class Derivative { shifts, weights };
+
+// d loss / d w[c][axis][t] for t < support[axis], written to out[t].
+inline void weight_gradient(const ShiftPlan& plan, int64_t c, int axis, const double* corr, double* out) {
+  for (int t = 0; t < plan.support[axis]; ++t) out[t] = 0.0;
+  int64_t i = 0;
+  for (int a = 0; a < plan.support[0]; ++a) {
+    for (int b = 0; b < plan.support[1]; ++b) {
+      for (int t = 0; t < plan.support[2]; ++t, ++i) {
+        const std::array<int, kAxes> tap{a, b, t};
+        double coef = corr[i];
+        for (int ax = 0; ax < kAxes; ++ax)
+          if (ax != axis) coef *= plan.at(c, ax).w[tap[ax]];
+        out[tap[axis]] += coef;
+      }
+    }
+  }
+}
+
+// d loss / d shift[c][axis] = sum_t d loss / d w[t] * d w[t] / d shift.
+inline double shift_gradient(const ShiftPlan& plan, int64_t c, int axis, const double* corr) {
+  double dw[kMaxSupport];
+  weight_gradient(plan, c, axis, corr, dw);
+  double total = 0.0;
+  for (int t = 0; t < plan.support[axis]; ++t) total += dw[t] * plan.at(c, axis).dw[t];
+  return total;
+}
+
+// The parameter gradient from `corr` (host memory, (C, taps per channel) doubles), as a double
+// tensor: (C, d) for Derivative::shifts, (C, d, K) for Derivative::weights.
+inline at::Tensor contract_on_host(const ShiftPlan& plan, const Geometry& g, const double* corr, Derivative of) {
+  const int d = g.spatial_dims, first = g.first_real_axis();
+  const int K = plan.support[kAxes - 1];
+  const int64_t taps = plan.taps_per_channel();
+  at::Tensor grad = of == Derivative::shifts ? at::empty({g.channels, d}, at::kDouble)
+                                             : at::empty({g.channels, d, K}, at::kDouble);
+  double* out = grad.mutable_data_ptr<double>();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int k = 0; k < d; ++k) {
+      if (of == Derivative::shifts) {
+        out[c * d + k] = shift_gradient(plan, c, first + k, corr + c * taps);
+      } else {
+        weight_gradient(plan, c, first + k, corr + c * taps, out + (c * d + k) * K);
+      }
+    }
+  }
+  return grad;
+}
+
+}  // namespace shiftzoo

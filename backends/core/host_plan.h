@@ -1,0 +1,80 @@
+// Plans built on the host, from tensors in host memory: the CPU backend's. (A GPU backend builds
+// its plans on the device with the same set_axis_taps, so that no shift crosses to the host:
+// docs/architecture.md.)
+#pragma once
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <vector>
+
+#include "backends/core/shift_plan.h"
+
+namespace shiftzoo {
+
+// The values of `shifts` (C, d), host memory, any floating dtype and strides, as doubles in
+// (c, k) order: read in place (no conversion op per call), dispatched on the dtype here alone so
+// that the planning loop is instantiated once per interpolation, not per dtype too.
+inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
+  // the rarer floating types (float8) converted first
+  const at::ScalarType type = shifts.scalar_type();
+  const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
+  const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
+  const int64_t rows = s.size(0), cols = s.size(1), row_stride = s.stride(0), col_stride = s.stride(1);
+  std::vector<double> values(rows * cols);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shiftzoo.plan", [&] {
+    const scalar_t* sp = s.const_data_ptr<scalar_t>();
+    for (int64_t c = 0; c < rows; ++c)
+      for (int64_t k = 0; k < cols; ++k) values[c * cols + k] = static_cast<double>(sp[c * row_stride + k * col_stride]);
+  });
+  return values;
+}
+
+// The plan of `Interp` for shifts (C, d) in host memory, on axes whose padding repeats every
+// periods[axis] indices (0: saturates); rejects non-finite values before any kernel runs.
+template <class Interp>
+ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const std::array<int64_t, kAxes>& periods) {
+  ShiftPlan plan(g.channels);
+  const int first = g.first_real_axis();
+  for (int axis = first; axis < kAxes; ++axis) plan.support[axis] = Interp::support;
+  const std::vector<double> values = host_shift_values(shifts);
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int k = 0; k < g.spatial_dims; ++k) {
+      const double value = values[c * g.spatial_dims + k];
+      TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value, " for channel ", c,
+                        ", spatial axis ", k);
+      const int axis = first + k;
+      set_axis_taps<Interp>(plan.at(c, axis), value, g.size[axis], periods[axis]);
+    }
+  }
+  return plan;
+}
+
+// The plan of a runtime plugin, computed in Python (shiftzoo/_tabled.py) and handed over as
+// tensors in host memory: offsets (C, d) int64, tap 0 of output x reads x + offsets[c][k] along
+// spatial axis k; weights (C, d, K), the tap weights. (Where the taps read comes from the
+// plugin's index tables: TabledPadding.)
+inline ShiftPlan host_tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g) {
+  const int d = g.spatial_dims;
+  const int K = static_cast<int>(weights.size(2));
+  ShiftPlan plan(g.channels);
+  const at::Tensor o = offsets.contiguous();
+  const at::Tensor w = weights.to(at::kDouble).contiguous();
+  const int64_t* op = o.const_data_ptr<int64_t>();
+  const double* wp = w.const_data_ptr<double>();
+  for (int k = 0; k < d; ++k) plan.support[g.first_real_axis() + k] = K;
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int k = 0; k < d; ++k) {
+      AxisTaps& taps = plan.at(c, g.first_real_axis() + k);
+      taps.offset = op[c * d + k];
+      // far beyond any axis (the planner reduces real shifts to within a few axis lengths)
+      TORCH_CHECK_VALUE(taps.offset > -(int64_t{1} << 62) && taps.offset < (int64_t{1} << 62),
+                        "shiftzoo.shift_tabled: offset ", taps.offset, " of channel ", c, " is out of range");
+      for (int t = 0; t < K; ++t) taps.w[t] = wp[(c * d + k) * K + t];
+    }
+  }
+  return plan;
+}
+
+}  // namespace shiftzoo

@@ -1,0 +1,53 @@
+// The CPU backend of the operator drivers (core/ops.h): plans in host memory, built there; tap
+// tables from them (tap_tables.h); the kernels' launch (launch.h).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <optional>
+
+#include "backends/core/contraction.h"
+#include "backends/core/host_plan.h"
+#include "backends/core/plugin_dispatch.h"
+#include "backends/cpu/launch.h"
+#include "backends/cpu/tap_sources.h"
+#include "backends/cpu/tap_tables.h"
+
+namespace shiftzoo::cpu {
+
+struct CpuBackend {
+  using Plan = ShiftPlan;
+
+  template <class Interp>
+  static ShiftPlan plan(const at::Tensor& shifts, const Geometry& g, const std::array<int64_t, kAxes>& periods) {
+    return host_plan<Interp>(shifts, g, periods);
+  }
+
+  static ShiftPlan tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g) {
+    return host_tabled_plan(offsets, weights, g);
+  }
+
+  template <class Padding>
+  static void forward(const at::Tensor& input, const at::Tensor& output, const ShiftPlan& plan, const Padding& pad) {
+    const Geometry g(input);
+    cpu::forward(input, output, TapTables(plan, g, tap_source(pad, plan, g)));
+  }
+
+  template <class Padding>
+  static at::Tensor backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
+                             const ShiftPlan* value_plan, const Padding& value_pad, const ShiftPlan* grad_plan,
+                             const Padding& grad_pad) {
+    const Geometry g(grad_out);
+    std::optional<AdjointTables> adjoint;
+    std::optional<TapTables> correlate;
+    if (value_plan) adjoint.emplace(*value_plan, g, value_pad);
+    if (grad_plan) correlate.emplace(*grad_plan, g, tap_source(grad_pad, *grad_plan, g));
+    return cpu::backward(grad_out, input, grad_in, adjoint ? &*adjoint : nullptr, correlate ? &*correlate : nullptr);
+  }
+
+  static at::Tensor contract(const ShiftPlan& plan, const Geometry& g, const at::Tensor& correlations, Derivative of) {
+    return contract_on_host(plan, g, correlations.const_data_ptr<double>(), of);
+  }
+};
+
+}  // namespace shiftzoo::cpu

@@ -1,0 +1,96 @@
+// CPU backward, in the best instruction set this machine has (kernel_table.h). The input gradient
+// is the forward kernel run on grad_output with the reversed taps, plus the padding term; it runs
+// together with the tap correlations, plane by plane on planes, row by row for channels-inner
+// layouts. Each plane writes its own partial sums, combined later in a fixed order, so results
+// are bit-identical on any thread count.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/zeros.h>
+
+#include <vector>
+
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/launch.h"
+#include "backends/cpu/plane_loop.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+template <typename T>
+void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
+                    const AdjointTables* input_grad, const TapTables* correlate, double* correlations) {
+  using A = at::opmath_type<T>;
+  const Kernels<T>& k = kernels<T>();
+  const Geometry grad_geom(grad_out), in_geom(input);
+  const Geometry grad_in_geom(input_grad ? grad_in : grad_out);
+  const T* g_data = grad_out.const_data_ptr<T>();
+  const T* in_data = input.const_data_ptr<T>();
+  T* gin_data = input_grad ? grad_in.mutable_data_ptr<T>() : nullptr;
+  const int64_t corr_per_plane = correlate ? correlate->front().taps() : 0;
+  const bool inner = channels_inner(grad_geom) && (!input_grad || channels_inner(grad_in_geom)) &&
+                     (!correlate || channels_inner(in_geom));
+  // The input gradient: the forward of grad_out with the reversed taps (zeros padding), plus the
+  // padding term, added per plane (in float for half types).
+  const TapTables* reversed = input_grad ? &input_grad->reversed() : nullptr;
+  const TapTables* padding_taps = input_grad ? input_grad->padding_taps() : nullptr;
+  const std::vector<A> padding_weights = padding_taps ? padding_taps->weights_as<A>() : std::vector<A>();
+  auto add_padding_term = [&](int64_t n, int64_t c, Scratch& scratch) {
+    if (!padding_taps) return;
+    k.add_padding_term(plane_ptr(g_data, grad_geom, n, c), plane_ptr(gin_data, grad_in_geom, n, c), grad_geom,
+                       grad_in_geom, (*padding_taps)[c], padding_weights.data() + c * padding_taps->front().taps(),
+                       scratch);
+  };
+  if (reversed && !correlate) {  // the input gradient on its own
+    forward(grad_out, grad_in, *reversed);
+    if (padding_taps) for_each_plane(grad_geom, add_padding_term);
+  }
+  if (!correlate) return;
+  if (inner) {  // channels_last and kin: row by row, in parallel over batch items
+    // The input gradient goes with the correlations where there are items for every thread;
+    // with fewer, on its own first, in parallel over rows.
+    const bool fused = reversed && grad_geom.batch >= at::get_num_threads();
+    if (reversed && !fused) forward(grad_out, grad_in, *reversed);
+    const std::vector<A> reversed_weights = fused ? reversed->weights_as<A>() : std::vector<A>();
+    at::parallel_for(0, grad_geom.batch, 1, [&](int64_t begin, int64_t end) {
+      k.backward_items_channels_inner(g_data, in_data, gin_data, grad_geom, in_geom, grad_in_geom,
+                                      fused ? reversed : nullptr, reversed_weights.data(), *correlate, correlations,
+                                      begin, end);
+    });
+    if (padding_taps) for_each_plane(grad_geom, add_padding_term);
+    return;
+  }
+  // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
+  // find grad_out's plane in cache.
+  for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
+    const T* g_plane = plane_ptr(g_data, grad_geom, n, c);
+    if (reversed) {
+      k.forward_plane(g_plane, plane_ptr(gin_data, grad_in_geom, n, c), grad_geom, grad_in_geom, (*reversed)[c],
+                      scratch);
+      add_padding_term(n, c, scratch);
+    }
+    k.correlate_plane(g_plane, plane_ptr(in_data, in_geom, n, c), grad_geom, in_geom, (*correlate)[c],
+                      correlations + (n * grad_geom.channels + c) * corr_per_plane, scratch);
+  });
+}
+
+}  // namespace
+
+at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& grad_input,
+                    const AdjointTables* input_grad, const TapTables* correlate) {
+  const Geometry g(grad_output);
+  const int64_t taps = correlate ? correlate->front().taps() : 0;
+  std::vector<double> per_item(g.batch * g.channels * taps, 0.0);  // [n][c][tap]
+  if (grad_output.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "shiftzoo.shift_backward", [&] {
+      backward_typed<scalar_t>(grad_output, input, grad_input, input_grad, correlate, per_item.data());
+    });
+  }
+  // Summed over the batch in a fixed order (deterministic).
+  at::Tensor summed = at::zeros({g.channels, taps}, at::kDouble);
+  double* out = summed.mutable_data_ptr<double>();
+  for (int64_t n = 0; n < g.batch; ++n)
+    for (int64_t i = 0; i < g.channels * taps; ++i) out[i] += per_item[n * g.channels * taps + i];
+  return summed;
+}
+
+}  // namespace shiftzoo::cpu

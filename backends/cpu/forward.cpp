@@ -1,0 +1,75 @@
+// CPU forward: planes (n, c) in parallel, each through its plane kernel, or rows of all channels
+// for channels-inner layouts, in the best instruction set this machine has (kernel_table.h).
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/launch.h"
+#include "backends/cpu/plane_loop.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+template <typename T>
+void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapTables& taps) {
+  const Kernels<T>& k = kernels<T>();
+  const Geometry in_geom(input), out_geom(output);
+  const T* in_data = input.const_data_ptr<T>();
+  T* out_data = output.mutable_data_ptr<T>();
+  const std::vector<Span>& runs = taps.equal_runs();
+  if (channels_inner(in_geom) && channels_inner(out_geom)) {
+    const int64_t rows = in_geom.batch * in_geom.size[0] * in_geom.size[1];
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (in_geom.size[2] * in_geom.channels));
+    // Channels in runs that read alike, contiguous over at least one 32-byte vector: built a
+    // vector at a time.
+    const bool vector_pixels =
+        in_geom.stride_c == 1 && out_geom.stride_c == 1 && in_geom.channels * input.element_size() >= 32;
+    if (vector_pixels && !runs.empty()) {
+      at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+        k.copy_rows_channel_runs(in_data, out_data, in_geom, out_geom, taps, runs, begin, end);
+      });
+      return;
+    }
+    const auto weights = taps.weights_as<at::opmath_type<T>>();
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      k.forward_rows_channels_inner(in_data, out_data, in_geom, out_geom, taps, weights.data(), begin, end);
+    });
+    return;
+  }
+  // Single-slice planes stacked densely, channels in runs that read alike: one block copy per run
+  // of an item.
+  const int64_t plane = in_geom.plane_numel();
+  const bool stacked = in_geom.size[0] == 1 && dense_rows(in_geom) && dense_rows(out_geom) &&
+                       in_geom.stride_c == plane && out_geom.stride_c == plane;
+  if (stacked && !runs.empty()) {
+    const int64_t R = static_cast<int64_t>(runs.size());
+    const int64_t grain =
+        std::max<int64_t>(1, (int64_t{1} << 15) * R / std::max<int64_t>(1, in_geom.channels * plane));
+    at::parallel_for(0, in_geom.batch * R, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const Span run = runs[i % R];
+        k.copy_plane_run(plane_ptr(in_data, in_geom, i / R, run.begin), plane_ptr(out_data, out_geom, i / R, run.begin),
+                         in_geom, out_geom, taps[run.begin], run.end - run.begin);
+      }
+    });
+    return;
+  }
+  for_each_plane(in_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
+    k.forward_plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom, taps[c],
+                    scratch);
+  });
+}
+
+}  // namespace
+
+void forward(const at::Tensor& input, const at::Tensor& output, const TapTables& taps) {
+  if (input.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift", [&] {
+    forward_typed<scalar_t>(input, output, taps);
+  });
+}
+
+}  // namespace shiftzoo::cpu

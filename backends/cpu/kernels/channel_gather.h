@@ -1,0 +1,195 @@
+// What every channel of a channels-inner layout (channels_last, channels_last_3d, their 1D
+// analogue) reads along a row, gathered into a row of its own: the first step of every
+// several-tap kernel of those layouts, and the whole of their nearest forward. Rows (n, z, y) of
+// all channels at once, never one channel across a row (its pixels lie a cache line apart), never
+// through a transposition.
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+// Pixels `common` of a gathered row, pixel by pixel, channel by channel: out[x * os + c * ocs] =
+// sources[c][x * xs] (every read in range by the caller's choice of `common`).
+template <typename T, typename G>
+void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const T* const* sources, int64_t C, int64_t xs, Span common) {
+  for (int64_t x = common.begin; x < common.end; ++x) {
+    G* __restrict out_x = out + x * os;
+    const int64_t in_x = x * xs;
+    for (int64_t c = 0; c < C; ++c) out_x[c * ocs] = static_cast<G>(sources[c][in_x]);
+  }
+}
+
+// What every channel reads along one row, gathered into a row of `width` pixels. Gathered row
+// (a, j) holds at pixel x, for channel c, the input at raw index x + offset_c along W (through the
+// padding; 0 where it reads nothing) of the input row that the channel's D tap a and raw H index
+// j + offset_y_c read. Output row (z, y)'s taps (a, b, t) at pixel x then read gathered row
+// (a, y + b) at pixel x + t, for every channel alike: with width = W + K - 1 every tap of every
+// output pixel is there, and consecutive output rows share gathered rows.
+// Pixel by pixel, channel by channel (channels are adjacent in memory): the pixels `common`,
+// where every regular channel reads inside the input row, straight from the moved source rows;
+// the few outside it (at most kEdge at each end) through a table built once; the channels shifted
+// further (not regular) each on its own afterwards, so that they cannot shrink `common`.
+template <typename T>
+class ChannelRowGather {
+ public:
+  ChannelRowGather(const TapTables& taps, const Geometry& in_geom, int64_t width)
+      : taps_(taps), in_geom_(in_geom), C_(in_geom.channels), W_(in_geom.size[2]), width_(width), row_shift_(C_), x_shift_(C_),
+        zero_row_(width * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)), rows_(C_), sources_(C_) {
+    std::vector<bool> regular(C_);
+    common_ = {0, width};
+    inside_z_ = {0, in_geom.size[0] + taps.front().kd - 1};
+    inside_y_ = {0, in_geom.size[1] + taps.front().kh - 1};
+    for (int64_t c = 0; c < C_; ++c) {
+      const ChannelTaps& t = taps[c];
+      row_shift_[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
+      x_shift_[c] = t.offset * in_geom.stride[2];
+      const Span in = reads_inside(t);
+      regular[c] = in.begin <= kEdge && in.end >= width - kEdge;
+      if (!regular[c]) {
+        far_.push_back(c);
+        continue;
+      }
+      common_.begin = std::max(common_.begin, in.begin);
+      common_.end = std::min(common_.end, in.end);
+      inside_z_ = {std::max(inside_z_.begin, -t.offset_z), std::min(inside_z_.end, in_geom.size[0] - t.offset_z)};
+      inside_y_ = {std::max(inside_y_.begin, -t.offset_y), std::min(inside_y_.end, in_geom.size[1] - t.offset_y)};
+    }
+    if (common_.end < common_.begin) common_.end = common_.begin;
+    for (int64_t x = 0; x < width; ++x)
+      if (x < common_.begin || x >= common_.end) band_x_.push_back(x);
+    band_src_.resize(band_x_.size() * C_);
+    for (int64_t c = 0; c < C_; ++c)
+      for (size_t b = 0; b < band_x_.size(); ++b)
+        band_src_[b * C_ + c] = regular[c] ? source_x(taps[c], band_x_[b]) : kZeroTap;
+  }
+
+  // Gathered row (a, j) of batch item n (input at in_n) for output rows in D-slice z, pixel x's
+  // channels at out[x * os + c * ocs]; j < H + kh - 1.
+  template <typename G>
+  void gather(const T* in_n, int64_t z, int a, int64_t j, G* out, int64_t os, int64_t ocs) {
+    const int64_t xs = in_geom_.stride[2], ics = in_geom_.stride_c;
+    const int64_t zz = z + a;  // the raw D index, counted like j
+    if (zz >= inside_z_.begin && zz < inside_z_.end && j >= inside_y_.begin && j < inside_y_.end) {
+      // every regular channel reads an input row at its own fixed distance from (zz, j)
+      const T* base = in_n + zz * in_geom_.stride[0] + j * in_geom_.stride[1];
+      for (int64_t c = 0; c < C_; ++c) {
+        rows_[c] = base + row_shift_[c];
+        sources_[c] = rows_[c] + x_shift_[c];
+      }
+    } else {
+      for (int64_t c = 0; c < C_; ++c) {
+        const T* row = source_row(in_n, c, z, a, j);
+        rows_[c] = row ? row : zero_row_.data() + c * ics;
+        sources_[c] = row ? row + x_shift_[c] : rows_[c];
+      }
+    }
+    for (const int64_t c : far_) rows_[c] = sources_[c] = zero_row_.data() + c * ics;  // written below
+    copy_shared_pixels(out, os, ocs, sources_.data(), C_, xs, common_);
+    for (size_t b = 0; b < band_x_.size(); ++b) {
+      G* __restrict out_x = out + band_x_[b] * os;
+      const int64_t* src_x = band_src_.data() + b * C_;
+      for (int64_t c = 0; c < C_; ++c)
+        out_x[c * ocs] = src_x[c] == kZeroTap ? G(0) : static_cast<G>(rows_[c][src_x[c] * xs]);
+    }
+    for (const int64_t c : far_) far_channel(taps_[c], source_row(in_n, c, z, a, j), out + c * ocs, os);
+  }
+
+ private:
+  // Channels whose reads leave the input row further than this from its ends are not regular.
+  static constexpr int64_t kEdge = 8;
+
+  // Pixels x of a gathered row whose raw index x + offset lies inside the input row.
+  Span reads_inside(const ChannelTaps& taps) const {
+    const int64_t begin = std::clamp<int64_t>(-taps.offset, 0, width_);
+    return {begin, std::clamp<int64_t>(W_ - taps.offset, begin, width_)};
+  }
+  // What raw index x + offset reads along W: tap x - p of output p = min(x, W - 1).
+  int64_t source_x(const ChannelTaps& taps, int64_t x) const {
+    const int64_t p = std::min(x, W_ - 1);
+    return taps.source_x(p, static_cast<int>(x - p));
+  }
+  // Channel c's input row for gathered row (a, j) in D-slice z, or null (it reads zeros).
+  const T* source_row(const T* in_n, int64_t c, int64_t z, int a, int64_t j) const {
+    const ChannelTaps& taps = taps_[c];
+    const int64_t sz = taps.src_z[z * taps.kd + a];
+    const int64_t sy = ChannelTaps::lead_source(taps.src_y, taps.kh, in_geom_.size[1], j);
+    if (sz == kZeroTap || sy == kZeroTap) return nullptr;
+    return in_n + c * in_geom_.stride_c + sz * in_geom_.stride[0] + sy * in_geom_.stride[1];
+  }
+  // One channel's whole gathered row (out: its pixel 0), from input row `row` (null: zeros).
+  template <typename G>
+  void far_channel(const ChannelTaps& taps, const T* row, G* out, int64_t os) const {
+    const int64_t xs = in_geom_.stride[2];
+    const Span in = reads_inside(taps);
+    for (int64_t x = 0; x < width_; ++x) {
+      const int64_t j = !row ? kZeroTap : x >= in.begin && x < in.end ? x + taps.offset : source_x(taps, x);
+      out[x * os] = j == kZeroTap ? G(0) : static_cast<G>(row[j * xs]);
+    }
+  }
+
+  const TapTables& taps_;
+  const Geometry& in_geom_;
+  int64_t C_, W_, width_;
+  Span common_;
+  Span inside_z_, inside_y_;        // raw (D, H) indices at which every regular channel reads inside
+  std::vector<int64_t> row_shift_;  // [c]: from raw row (zz, j) to channel c's input row, in elements
+  std::vector<int64_t> x_shift_;    // [c]: its offset along W, in elements
+  std::vector<int64_t> far_;        // the channels that are not regular
+  std::vector<int64_t> band_x_;     // the pixels outside common_
+  std::vector<int64_t> band_src_;   // [b * C + c]: what channel c reads at band_x_[b] (far: kZeroTap)
+  std::vector<T> zero_row_;         // stands in for a zero row: read at [c * ics + x * xs]
+  std::vector<const T*> rows_;      // per gather: channel c's input row
+  std::vector<const T*> sources_;   // the same, moved by the channel's offset
+};
+
+// The gathered rows (ChannelRowGather, in A, dense: pixel x's channels at [x * C, x * C + C))
+// that output row (n, z, y) of a several-tap shift reads: for each leading tap (a, b), gathered
+// row (a, y + b), which depends on the raw indices (z + a, y + b) alone. Each is gathered once and
+// kept while later rows read it: the next kh - 1 rows down, and with D taps the next kd - 1
+// slices (a whole slice of gathered rows is kept then).
+template <typename T, typename A>
+class GatheredRows {
+ public:
+  GatheredRows(const TapTables& taps, const Geometry& in_geom)
+      : gather_(taps, in_geom, in_geom.size[2] + taps.front().kw - 1), kd_(taps.front().kd), kh_(taps.front().kh),
+        rows_per_slice_(kd_ > 1 ? in_geom.size[1] + kh_ - 1 : kh_), C_(in_geom.channels),
+        row_size_((in_geom.size[2] + taps.front().kw - 1) * C_), rows_(kd_ * rows_per_slice_ * row_size_),
+        held_(kd_ * rows_per_slice_, Key{-1, -1, -1}) {}
+
+  // Makes row(r) the rows output row (n, z, y) reads (input of item n at in_n).
+  void load(const T* in_n, int64_t n, int64_t z, int64_t y) {
+    z_ = z;
+    y_ = y;
+    for (int a = 0; a < kd_; ++a) {
+      for (int b = 0; b < kh_; ++b) {
+        const int64_t slot = slot_of(a, b);
+        const Key key{n, z + a, y + b};
+        if (held_[slot] == key) continue;
+        gather_.gather(in_n, z, a, y + b, rows_.data() + slot * row_size_, C_, int64_t{1});
+        held_[slot] = key;
+      }
+    }
+  }
+  // The gathered row of leading tap r = a * kh + b of the loaded output row: row (a, y + b).
+  const A* row(int r) const { return rows_.data() + slot_of(r / kh_, r % kh_) * row_size_; }
+  int leading_taps() const { return kd_ * kh_; }
+
+ private:
+  using Key = std::array<int64_t, 3>;  // (n, z + a, y + b) of the gathered row a slot holds
+  int64_t slot_of(int a, int b) const { return (z_ + a) % kd_ * rows_per_slice_ + (y_ + b) % rows_per_slice_; }
+
+  ChannelRowGather<T> gather_;
+  int kd_, kh_;
+  int64_t rows_per_slice_, C_, row_size_;
+  std::vector<A> rows_;
+  std::vector<Key> held_;
+  int64_t z_ = 0, y_ = 0;
+};
+
+}  // namespace
+}  // namespace shiftzoo::cpu

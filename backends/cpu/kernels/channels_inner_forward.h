@@ -1,0 +1,241 @@
+// The forward of channels-inner layouts (channels_last and kin), output row by output row:
+//  - nearest: the gathered row straight into the output (channel_gather.h), or, for channels in
+//    runs of equal shifts (GroupedShift's layout), a vector of channels at a time;
+//  - several taps: the gathered rows, then plain loops over channels at fixed offsets,
+//    vectorised; no tables and no edge cases after the gather.
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/vector.h"
+#include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/channel_gather.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+// Channels [c0, c1) of one pixel, contiguous (src null: zeros), in blocks of a fixed 32 bytes
+// (a couple of vector moves, no call) placed from c1 down; the last block may start below c0,
+// never below channel 0 (needs c1 >= the block): what it writes there belongs to channels the
+// caller copies later. Shorter spans at the start of the pixel go element by element.
+template <typename T>
+void copy_channel_span(const T* src, T* dst, int64_t c0, int64_t c1) {
+  constexpr int64_t kBlock = 32 / sizeof(T);
+  if (c1 < kBlock) {
+    for (int64_t c = c0; c < c1; ++c) dst[c] = src ? src[c] : T(0);
+    return;
+  }
+  T zeros[kBlock] = {};
+  for (int64_t b = c1 - kBlock;; b -= kBlock) {
+    b = std::max<int64_t>(b, 0);
+    std::memcpy(dst + b, src ? src + b : zeros, 32);
+    if (b <= c0) return;
+  }
+}
+
+// The input row a channels-inner row loop reads first next: the one after the lowest row that
+// output row (n, z, y) reads (`lowest`, -1 for none), or null. The channel-run loop prefetches
+// it pixel by pixel (prefetch_pixel): it touches only some channels of each pixel of a row it
+// reads first, a pattern the hardware prefetcher does not follow (a third faster here).
+template <typename T>
+const char* row_ahead(const T* in_data, const Geometry& in_geom, int64_t n, int64_t z, int64_t lowest) {
+  if (lowest < 0 || lowest + 1 >= in_geom.size[1]) return nullptr;
+  return reinterpret_cast<const char*>(in_data + n * in_geom.stride_n + z * in_geom.stride[0] + (lowest + 1) * in_geom.stride[1]);
+}
+template <typename T>
+void prefetch_pixel(const char* row, int64_t x, const Geometry& in_geom) {
+  if (!row) return;
+  const char* pixel = row + x * in_geom.stride[2] * static_cast<int64_t>(sizeof(T));
+  const int64_t bytes = in_geom.channels * in_geom.stride_c * static_cast<int64_t>(sizeof(T));
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(pixel + b);
+}
+
+// Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
+// whose channels are contiguous (stride 1, at least 32 bytes of them) and come in runs that read
+// alike (equal_tap_runs, e.g. GroupedShift's groups). Pixels where every run reads inside the
+// row are written 32 bytes at a time, each vector the OR of its runs' source vectors under
+// lane masks (one load per run it overlaps, one store): memory order, no table lookup. The
+// few pixels near the ends go run by run through the edge tables (copy_channel_span).
+template <typename T>
+void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
+                            const TapTables& channel_taps, const std::vector<Span>& runs,
+                            int64_t row_begin, int64_t row_end) {
+  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2], xs = in_geom.stride[2], os = out_geom.stride[2];
+  const int64_t R = static_cast<int64_t>(runs.size());
+  Span common{0, W};  // pixels where every run reads inside the row
+  for (const Span& run : runs) {
+    common.begin = std::max(common.begin, channel_taps[run.begin].inner.begin);
+    common.end = std::min(common.end, channel_taps[run.begin].inner.end);
+  }
+  if (common.end < common.begin) common.end = common.begin;
+  // An interior pixel is built 32 bytes at a time (the last vector may overlap the one before
+  // it): each vector is the OR of its runs' source vectors, masked to the run's channels.
+  using Bits = typename VectorBits<sizeof(T)>::type;
+  constexpr int64_t kLanes = 32 / sizeof(T);
+  const int64_t C = in_geom.channels;
+  struct Piece {
+    int64_t start, run;  // channels [start, start + kLanes) of run `run`'s source pixel
+    Bits mask;           // the lanes of those channels that belong to the run
+  };
+  std::vector<Piece> pieces;
+  std::vector<int64_t> vector_end;  // vector v's pieces: [vector_end[v - 1], vector_end[v])
+  for (int64_t v = 0; v * kLanes < C; ++v) {
+    const int64_t start = std::min(v * kLanes, C - kLanes);
+    for (int64_t r = 0; r < R; ++r) {
+      if (runs[r].end <= start || runs[r].begin >= start + kLanes) continue;
+      Piece piece{start, r, {}};
+      for (int64_t lane = 0; lane < kLanes; ++lane) {
+        const int64_t c = start + lane;
+        piece.mask[lane] = c >= runs[r].begin && c < runs[r].end ? ~0ull : 0ull;
+      }
+      pieces.push_back(piece);
+    }
+    vector_end.push_back(static_cast<int64_t>(pieces.size()));
+  }
+  // per run r: its source row moved by its x offset (or null), the same or a row of zeros, and
+  // the x stride of that (zeros: 0)
+  std::vector<const T*> moved_rows(R), source_rows(R);
+  std::vector<int64_t> steps(R);
+  const std::vector<T> zero_pixel(in_geom.channels, T(0));
+  const T** const moved = moved_rows.data();
+  const T** const source = source_rows.data();
+  int64_t* const step = steps.data();
+  const T* const zeros = zero_pixel.data();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t y = row % H, z = (row / H) % D, n = row / (H * D);
+    T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
+    int64_t lowest = -1;  // the lowest input row this output row reads
+    for (int64_t r = 0; r < R; ++r) {
+      const ChannelTaps& taps = channel_taps[runs[r].begin];
+      const int64_t sz = taps.src_z[z], sy = taps.src_y[y];
+      moved[r] = sz == kZeroTap || sy == kZeroTap
+                     ? nullptr
+                     : in_data + n * in_geom.stride_n + sz * in_geom.stride[0] + sy * in_geom.stride[1] + taps.offset * xs;
+      source[r] = moved[r] ? moved[r] : zeros;
+      step[r] = moved[r] ? xs : 0;
+      if (moved[r]) lowest = std::max(lowest, sy);
+    }
+    const char* const ahead = row_ahead(in_data, in_geom, n, z, lowest);
+    auto edge_pixel = [&](int64_t x) {
+      for (int64_t r = R - 1; r >= 0; --r) {
+        const ChannelTaps& taps = channel_taps[runs[r].begin];
+        const T* src = nullptr;
+        if (moved[r]) {
+          const int64_t j = taps.source_x(x);
+          if (j != kZeroTap) src = moved[r] + (j - taps.offset) * xs;
+        }
+        copy_channel_span(src, out_row + x * os, runs[r].begin, runs[r].end);
+      }
+    };
+    for (int64_t x = 0; x < common.begin; ++x) edge_pixel(x);
+    for (int64_t x = common.begin; x < common.end; ++x) {
+      T* out = out_row + x * os;
+      prefetch_pixel<T>(ahead, x, in_geom);
+      int64_t p = 0;
+      for (const int64_t end : vector_end) {
+        Bits acc = {};
+        const int64_t start = pieces[p].start;
+        for (; p < end; ++p) {
+          Bits v;
+          std::memcpy(&v, source[pieces[p].run] + x * step[pieces[p].run] + start, 32);
+          acc |= v & pieces[p].mask;
+        }
+        std::memcpy(out + start, &acc, 32);
+      }
+    }
+    for (int64_t x = common.end; x < W; ++x) edge_pixel(x);
+  }
+}
+
+// Output pixels [0, W) of one channels-inner row of a several-tap shift from its gathered rows
+// (rows[r]: leading tap r, dense, pixel x's channels at [x * C, x * C + C)): out[x * os + c * ocs]
+// = sum_r sum_t w[(r * K + t) * C + c] * rows[r][(x + t) * C + c]. Channels a vector at a time
+// (the ones past the last whole vector one by one).
+template <int KT, int RT, typename T, typename A>
+void filter_gathered(const A* const* rows, const A* w, int K, int R, int64_t C, int64_t W, T* out, int64_t os,
+                     int64_t ocs) {
+  if constexpr (KT > 0) K = KT;
+  if constexpr (RT > 0) R = RT;
+  using Vec = Vec32<A>;
+  constexpr int64_t kLanes = sizeof(Vec) / sizeof(A);
+  const int64_t vector_end = C - C % kLanes;
+  for (int64_t x = 0; x < W; ++x) {
+    T* __restrict out_x = out + x * os;
+    for (int64_t c0 = 0; c0 < vector_end; c0 += kLanes) {
+      Vec sum = {};
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < K; ++t) sum += load_vec(w + (r * K + t) * C + c0) * load_vec(rows[r] + (x + t) * C + c0);
+      if (ocs == 1) {
+        store_vec<T, A>(out_x + c0, sum);
+      } else {
+        for (int64_t l = 0; l < kLanes; ++l) out_x[(c0 + l) * ocs] = static_cast<T>(sum[l]);
+      }
+    }
+    for (int64_t c = vector_end; c < C; ++c) {
+      A sum = 0;
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < K; ++t) sum += w[(r * K + t) * C + c] * rows[r][(x + t) * C + c];
+      out_x[c * ocs] = static_cast<T>(sum);
+    }
+  }
+}
+
+// The forward of a channels-inner layout, one output row (n, z, y) at a time. One tap (nearest):
+// the row gathered straight into the output. Several taps: the gathered rows it reads (kept while
+// later rows read them: rows in order are cheapest), then filter_gathered. `weights` holds every
+// channel's weights, taps() apart.
+template <typename T>
+class ChannelsInnerForward {
+  using A = at::opmath_type<T>;
+
+ public:
+  ChannelsInnerForward(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom, const A* weights)
+      : in_geom_(in_geom), out_geom_(out_geom), K_(taps.front().kw) {
+    const int64_t C = in_geom.channels;
+    const int per_channel = taps.front().taps();
+    if (per_channel == 1) {
+      single_.emplace(taps, in_geom, in_geom.size[2]);
+      return;
+    }
+    several_.emplace(taps, in_geom);
+    weights_.resize(static_cast<size_t>(per_channel) * C);  // by tap, then channel
+    for (int64_t c = 0; c < C; ++c)
+      for (int i = 0; i < per_channel; ++i) weights_[i * C + c] = weights[c * per_channel + i];
+  }
+
+  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y) {
+    const T* in_n = in_data + n * in_geom_.stride_n;
+    T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
+    if (single_) return single_->gather(in_n, z, 0, y, out_row, out_geom_.stride[2], out_geom_.stride_c);
+    several_->load(in_n, n, z, y);
+    const int R = several_->leading_taps();
+    const A* rows[kMaxSupport * kMaxSupport];
+    for (int r = 0; r < R; ++r) rows[r] = several_->row(r);
+    with_taps_and_rows(K_, R, [&](auto kt, auto rt) {
+      filter_gathered<kt(), rt()>(rows, weights_.data(), K_, R, in_geom_.channels, in_geom_.size[2], out_row, out_geom_.stride[2],
+                                  out_geom_.stride_c);
+    });
+  }
+
+ private:
+  const Geometry &in_geom_, &out_geom_;
+  int K_;
+  std::optional<ChannelRowGather<T>> single_;
+  std::optional<GatheredRows<T, A>> several_;
+  std::vector<A> weights_;
+};
+
+// Output rows (n, z, y) in [row_begin, row_end) (in memory order) of a channels-inner layout.
+template <typename T>
+void forward_rows_channels_inner(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
+                                 const TapTables& taps, const at::opmath_type<T>* weights, int64_t row_begin,
+                                 int64_t row_end) {
+  ChannelsInnerForward<T> forward(taps, in_geom, out_geom, weights);
+  const int64_t D = in_geom.size[0], H = in_geom.size[1];
+  for (int64_t row = row_begin; row < row_end; ++row) forward.row(in_data, out_data, row / (H * D), (row / H) % D, row % H);
+}
+
+}  // namespace
+}  // namespace shiftzoo::cpu

@@ -1,0 +1,43 @@
+// The table of every CPU kernel (kernel_table.h), filled from the templates of kernels/*.h in the
+// instruction set of the unit that includes this (isa_*.cpp). Half types correlate and add the
+// padding term in float: their table holds the *_in_float variants.
+//
+// A kernel header: included only by the per-instruction-set units, once each, after
+// kernels/dependencies.h; its code has internal linkage.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/backward_plane.h"
+#include "backends/cpu/kernels/channels_inner_backward.h"
+#include "backends/cpu/kernels/channels_inner_forward.h"
+#include "backends/cpu/kernels/forward_plane.h"
+#include "backends/cpu/kernels/row.h"
+#include "backends/cpu/kernel_table.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+template <typename T>
+Kernels<T> make_kernels() {
+  constexpr bool in_float = !std::is_same_v<T, at::opmath_type<T>>;
+  Kernels<T> k;
+  k.forward_plane = &forward_plane<T>;
+  k.copy_plane_run = &copy_dense_planes<T>;
+  k.forward_rows_channels_inner = &forward_rows_channels_inner<T>;
+  k.copy_rows_channel_runs = &copy_rows_channel_runs<T>;
+  if constexpr (in_float) {
+    k.correlate_plane = &correlate_plane_in_float<T>;
+    k.add_padding_term = &add_padding_term_in_float<T>;
+  } else {
+    k.correlate_plane = &correlate_plane<T>;
+    k.add_padding_term = &add_padding_term<T>;
+  }
+  k.backward_items_channels_inner = &backward_items_channels_inner<T>;
+  return k;
+}
+
+KernelSet make_kernel_set() {
+  return {make_kernels<float>(), make_kernels<double>(), make_kernels<c10::Half>(), make_kernels<c10::BFloat16>()};
+}
+
+}  // namespace
+}  // namespace shiftzoo::cpu

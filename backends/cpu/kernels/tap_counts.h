@@ -1,0 +1,42 @@
+// Tap and row counts fixed at compile time where common, so that the kernels' tap loops unroll:
+// K (and R) is a template parameter for 1, 2 and 4; 0 means "runtime count" and serves every
+// other support up to kMaxSupport.
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+template <int N>
+using Int = std::integral_constant<int, N>;
+
+// Calls f(Int<K>) with K fixed at compile time for the common tap counts (1, 2, 4), Int<0> else.
+template <class F>
+void with_taps(int K, F&& f) {
+  switch (K) {
+    case 1: return f(Int<1>{});
+    case 2: return f(Int<2>{});
+    case 4: return f(Int<4>{});
+    default: return f(Int<0>{});
+  }
+}
+
+// Calls f(Int<K>, Int<R>) with the tap count K and the row count R fixed where common.
+template <class F>
+void with_taps_and_rows(int K, int R, F&& f) {
+  with_taps(K, [&](auto kt) {
+    switch (R) {
+      case 1: return f(kt, Int<1>{});
+      case 2: return f(kt, Int<2>{});
+      case 4: return f(kt, Int<4>{});
+      default: return f(kt, Int<0>{});
+    }
+  });
+}
+
+}  // namespace
+}  // namespace shiftzoo::cpu

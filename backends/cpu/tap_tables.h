@@ -1,0 +1,282 @@
+// The CPU kernels' view of a plan: per channel, small index tables of where every tap reads,
+// padding included, built once per call (TapTables). The kernels read these tables and nothing
+// else: the padding (a compiled policy or a runtime plugin's tables, tap_sources.h) is consulted
+// here and never in an inner loop.
+#pragma once
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <vector>
+
+#include "backends/core/geometry.h"
+#include "backends/core/plugin_dispatch.h"
+#include "backends/core/shift_plan.h"
+#include "backends/cpu/tap_sources.h"
+
+namespace shiftzoo::cpu {
+
+// One channel's taps: the leading axes (D, H) as [n][k] tables of source indices, the last axis
+// (W) as an interior range of plain offsets plus a table for the few edge positions. The tables
+// live in TapTables' storage (shared by channels with equal offsets where the source allows).
+struct ChannelTaps {
+  // Leading axes (D, H): which input rows an output row reads.
+  int kd = 1, kh = 1;
+  const int64_t* src_z = nullptr;  // [D][kd]: input index or kZeroTap
+  const int64_t* src_y = nullptr;  // [H][kh]
+  int64_t offset_z = 0;            // src_z[z * kd + a] == z + offset_z + a for z in inner_z
+  Span inner_z{0, 0};
+  int64_t offset_y = 0;            // src_y[y * kh + b] == y + offset_y + b for y in inner_y
+  Span inner_y{0, 0};
+  // Last axis (W): tap t of output x reads x + offset + t inside `inner`; the few positions
+  // outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e], e < edges.
+  int kw = 1;
+  int64_t offset = 0;
+  Span inner{0, 0};
+  int64_t edges = 0;
+  const int64_t* edge_x = nullptr;
+  const int64_t* edge_src = nullptr;
+  // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
+  const double* weight = nullptr;
+  const double *weight_d = nullptr, *weight_h = nullptr, *weight_w = nullptr;  // its factors, per axis
+
+  int taps() const { return kd * kh * kw; }
+  // The index e of edge position x (x outside `inner`): edge_x[e] == x.
+  int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
+  // The input x that tap t of output x reads along W, or kZeroTap.
+  int64_t source_x(int64_t x, int t = 0) const {
+    return x >= inner.begin && x < inner.end ? x + offset + t : edge_src[edge_index(x) * kw + t];
+  }
+  // What raw index j + offset_a reads along a leading axis of length n whose table (src_z or
+  // src_y, [n][k]) has offset offset_a: tap j - p of position p = min(j, n - 1), for j < n + k - 1.
+  // (Tables are functions of the raw index: fill_axis.)
+  static int64_t lead_source(const int64_t* table, int k, int64_t n, int64_t j) {
+    const int64_t p = std::min(j, n - 1);
+    return table[p * k + (j - p)];
+  }
+
+  // Index slots of one axis's table for tap offset `offset` and k taps: D and H, [n][k] sources;
+  // W, the edge positions (outside the interior) then their [edges][k] sources.
+  static int64_t axis_slots(const Geometry& g, int axis, int64_t offset, int k) {
+    if (axis < 2) return g.size[axis] * k;
+    const Span in = interior(g.size[2], offset, k);
+    return (g.size[2] - (in.end - in.begin)) * (1 + k);
+  }
+
+  // Fills the table of `axis` for tap offset `offset` and k taps (channel c's sources) into out.
+  // Every entry is source(c, axis, raw index): what a tap reads depends on its raw index alone
+  // (the channels-inner kernels gather by raw index and share the gathered rows between taps).
+  template <class Source>
+  static void fill_axis(const Source& source, int64_t c, int axis, int64_t offset, int k, const Geometry& g,
+                        int64_t* out) {
+    const int64_t n = g.size[axis];
+    if (axis < 2) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int t = 0; t < k; ++t) *out++ = source(c, axis, i + offset + t);
+      return;
+    }
+    const Span in = interior(n, offset, k);
+    int64_t* ex = out;
+    int64_t* es = out + (n - (in.end - in.begin));
+    for (int64_t x = 0; x < n; ++x) {
+      if (x == in.begin) x = in.end;
+      if (x >= n) break;
+      *ex++ = x;
+      for (int t = 0; t < k; ++t) *es++ = source(c, 2, x + offset + t);
+    }
+  }
+
+  // Channel c of `plan`, reading its three axis tables (as fill_axis wrote them) and keeping its
+  // tap weights in weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
+  void set(const ShiftPlan& plan, int64_t c, const Geometry& g, const std::array<const int64_t*, kAxes>& tables,
+           double* weight_storage, double* factor_storage) {
+    const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
+    kd = plan.support[0];
+    kh = plan.support[1];
+    kw = plan.support[2];
+    src_z = tables[0];
+    offset_z = td.offset;
+    inner_z = interior(g.size[0], offset_z, kd);
+    src_y = tables[1];
+    offset_y = th.offset;
+    inner_y = interior(g.size[1], offset_y, kh);
+    offset = tw.offset;
+    inner = interior(g.size[2], offset, kw);
+    edges = g.size[2] - (inner.end - inner.begin);
+    edge_x = tables[2];
+    edge_src = tables[2] + edges;
+    for (int a = 0; a < kd; ++a)
+      for (int b = 0; b < kh; ++b)
+        for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
+    weight = weight_storage;
+    std::copy(td.w, td.w + kd, factor_storage);
+    std::copy(th.w, th.w + kh, factor_storage + kd);
+    std::copy(tw.w, tw.w + kw, factor_storage + kd + kh);
+    weight_d = factor_storage;
+    weight_h = factor_storage + kd;
+    weight_w = factor_storage + kd + kh;
+  }
+
+  // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint
+  // then has a padding term for this channel.
+  bool reads_padding(const Geometry& g) const {
+    for (int64_t z = 0; z < g.size[0]; ++z)
+      for (int a = 0; a < kd; ++a)
+        if (outside_axis(z + offset_z + a, g.size[0]) && src_z[z * kd + a] != kZeroTap) return true;
+    for (int64_t y = 0; y < g.size[1]; ++y)
+      for (int b = 0; b < kh; ++b)
+        if (outside_axis(y + offset_y + b, g.size[1]) && src_y[y * kh + b] != kZeroTap) return true;
+    for (int64_t e = 0; e < edges; ++e)
+      for (int t = 0; t < kw; ++t)
+        if (outside_axis(edge_x[e] + offset + t, g.size[2]) && edge_src[e * kw + t] != kZeroTap) return true;
+    return false;
+  }
+
+  // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row
+  // (z, y) reads; lead_index = a * kh + b picks the weights.
+  template <class Fn>
+  void for_each_source_row(int64_t z, int64_t y, Fn&& fn) const {
+    for (int a = 0; a < kd; ++a) {
+      const int64_t sz = src_z[z * kd + a];
+      if (sz == kZeroTap) continue;
+      for (int b = 0; b < kh; ++b) {
+        const int64_t sy = src_y[y * kh + b];
+        if (sy != kZeroTap) fn(sz, sy, a * kh + b);
+      }
+    }
+  }
+};
+
+// The tap tables of every channel of a plan, built once per call. A source that reads alike for
+// every channel (a compiled padding) gives one table per axis and distinct offset, shared by the
+// channels: a few tables instead of C, which matters for many channels of small planes; then the
+// runs of channels with equal offsets also move as blocks (equal_runs). Other sources (runtime
+// plugins' tables) give each channel its own, built in parallel.
+class TapTables {
+ public:
+  template <class Source>
+  TapTables(const ShiftPlan& plan, const Geometry& g, const Source& source)
+      : weight_slots_(plan.taps_per_channel()),
+        factor_slots_(plan.support[0] + plan.support[1] + plan.support[2]),
+        weights_(g.channels * weight_slots_),
+        factors_(g.channels * factor_slots_),
+        channels_(g.channels) {
+    if constexpr (Source::same_for_every_channel) {
+      build_shared(plan, g, source);
+      runs_ = equal_tap_runs(plan);
+    } else {
+      build_per_channel(plan, g, source);
+    }
+  }
+  TapTables(const TapTables&) = delete;
+  TapTables& operator=(const TapTables&) = delete;
+
+  const ChannelTaps& operator[](int64_t c) const { return channels_[c]; }
+  int64_t size() const { return static_cast<int64_t>(channels_.size()); }
+  const ChannelTaps& front() const { return channels_.front(); }
+  // Every channel's weights in the kernels' precision, channel c's at c * front().taps().
+  template <typename A>
+  std::vector<A> weights_as() const { return std::vector<A>(weights_.begin(), weights_.end()); }
+  // Ranges of consecutive single-tap channels that read alike (equal_tap_runs; empty if none).
+  const std::vector<Span>& equal_runs() const { return runs_; }
+
+ private:
+  template <class Source>
+  void build_per_channel(const ShiftPlan& plan, const Geometry& g, const Source& source) {
+    std::vector<int64_t> start(g.channels * kAxes + 1, 0);  // table (c, axis) at start[c * kAxes + axis]
+    for (int64_t c = 0; c < g.channels; ++c)
+      for (int axis = 0; axis < kAxes; ++axis) {
+        const int64_t i = c * kAxes + axis;
+        start[i + 1] = start[i] + ChannelTaps::axis_slots(g, axis, plan.at(c, axis).offset, plan.support[axis]);
+      }
+    indices_.resize(start.back());
+    const int64_t grain = std::max<int64_t>(1, 4096 * g.channels / std::max<int64_t>(1, start.back()));
+    at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        std::array<const int64_t*, kAxes> tables{};
+        for (int axis = 0; axis < kAxes; ++axis) {
+          int64_t* table = indices_.data() + start[c * kAxes + axis];
+          ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], g, table);
+          tables[axis] = table;
+        }
+        channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
+      }
+    });
+  }
+
+  // Per axis: the distinct offsets (over the range the channels use), one table each.
+  template <class Source>
+  void build_shared(const ShiftPlan& plan, const Geometry& g, const Source& source) {
+    if (g.channels == 0) return;
+    std::array<int64_t, kAxes> low{};
+    std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
+    int64_t total = 0;
+    for (int axis = 0; axis < kAxes; ++axis) {
+      int64_t lo = plan.at(0, axis).offset, hi = lo;
+      for (int64_t c = 1; c < g.channels; ++c) {
+        lo = std::min(lo, plan.at(c, axis).offset);
+        hi = std::max(hi, plan.at(c, axis).offset);
+      }
+      low[axis] = lo;
+      // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
+      table_of[axis].assign(hi - lo + 1, -1);
+      for (int64_t c = 0; c < g.channels; ++c) {
+        const int64_t offset = plan.at(c, axis).offset;
+        int64_t& at = table_of[axis][offset - lo];
+        if (at < 0) {
+          at = total;
+          total += ChannelTaps::axis_slots(g, axis, offset, plan.support[axis]);
+        }
+      }
+    }
+    indices_.resize(total);
+    for (int axis = 0; axis < kAxes; ++axis)
+      for (int64_t i = 0; i < static_cast<int64_t>(table_of[axis].size()); ++i)
+        if (table_of[axis][i] >= 0)
+          ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], g,
+                                 indices_.data() + table_of[axis][i]);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      std::array<const int64_t*, kAxes> tables{};
+      for (int axis = 0; axis < kAxes; ++axis)
+        tables[axis] = indices_.data() + table_of[axis][plan.at(c, axis).offset - low[axis]];
+      channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
+    }
+  }
+
+  int64_t weight_slots_, factor_slots_;
+  std::vector<int64_t> indices_;
+  std::vector<double> weights_, factors_;
+  std::vector<ChannelTaps> channels_;
+  std::vector<Span> runs_;
+};
+
+// The tables of an input gradient, from the forward's plan: the forward of grad_output with the
+// reversed plan (reversed_plan: the adjoint of the in-range taps), plus the padding term where a
+// padding maps taps that left the plane back to inputs (every padding but zeros): those taps
+// give their input what they read from it, found in the forward's own tables (`padding_taps`,
+// null when no channel has such a tap; never built when the padding reads zero outside).
+class AdjointTables {
+ public:
+  template <class Padding>
+  AdjointTables(const ShiftPlan& forward, const Geometry& g, const Padding& pad)
+      : reversed_(reversed_plan(forward), g, PolicySource<padding::zeros>{{}, g}) {
+    if constexpr (outside_is_zero<Padding>::value) return;
+    forward_.emplace(forward, g, tap_source(pad, forward, g));
+    for (int64_t c = 0; c < g.channels; ++c) {
+      if ((*forward_)[c].reads_padding(g)) {
+        padding_taps_ = &*forward_;
+        break;
+      }
+    }
+  }
+  const TapTables& reversed() const { return reversed_; }
+  const TapTables* padding_taps() const { return padding_taps_; }
+
+ private:
+  TapTables reversed_;
+  std::optional<TapTables> forward_;
+  const TapTables* padding_taps_ = nullptr;
+};
+
+}  // namespace shiftzoo::cpu
