@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .registry import PluginInfo
+from .plugin_registry import PluginInfo
 
 _UNPERIODIC_LIMIT = 2.0**53  # beyond this an unreduced offset is no longer exact
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from . import registry
+from . import plugin_registry
 from .nn.geometry import CONV_TO_SHIFT_PADDING, DepthwiseGeometry
 from .nn.layers import FixedShift, ThumbRule, _check_number, _LearnableShift, per_axis, with_dims
 
@@ -53,8 +53,8 @@ def _emulation(emulate_dw: Mapping[str, Any], dims: int, in_channels: int, paddi
                       "(output shape and initial shift range)", UserWarning, stacklevel=3)
     mode = emulate_dw.get("padding_mode")
     if mode is not None:  # the conv's padding mode decides the shift padding (the seed forgot to apply it)
-        shift_padding = CONV_TO_SHIFT_PADDING.get(mode) or registry.get_padding(mode).name
-        if padding != "zeros" and registry.get_padding(padding).name != shift_padding:
+        shift_padding = CONV_TO_SHIFT_PADDING.get(mode) or plugin_registry.get_padding(mode).name
+        if padding != "zeros" and plugin_registry.get_padding(padding).name != shift_padding:
             raise ValueError(f"padding={padding!r} contradicts emulate_dw padding_mode={mode!r} "
                              f"(the shift padding {shift_padding!r})")
         padding = shift_padding
