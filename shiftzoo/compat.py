@@ -11,7 +11,8 @@ yields the convolution's shape too. The shifts are the parameter ``weight`` (``w
 
 Quantization: ``quant_mapping`` is PyTorch's default static mapping plus the shift modules, for
 ``torch.ao.quantization.convert(model, mapping=quant_mapping)``; a converted SSL module shifts the
-quantized tensor by its rounded shifts exactly (see :class:`QuantizedShift`).
+quantized tensor by its rounded shifts exactly (see :class:`QuantizedShift`). It is built on first
+access: importing this module does not import ``torch.ao.quantization``.
 """
 from __future__ import annotations
 
@@ -175,4 +176,10 @@ def _quant_mapping() -> Dict[type, type]:
             Shift3d: QuantizedShift}
 
 
-quant_mapping = _quant_mapping()
+def __getattr__(name: str) -> Any:
+    """``quant_mapping`` is computed on first access (PEP 562), so that importing shiftzoo does not
+    import PyTorch's deprecated ``torch.ao.quantization``; it is then cached as a module global."""
+    if name == "quant_mapping":
+        value = globals()["quant_mapping"] = _quant_mapping()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,11 @@
 """The package's shape: no import cycle among its own modules (lazy imports inside functions
-included)."""
+included), and ``import shiftzoo`` leaves PyTorch's deprecated quantization package alone."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
@@ -141,3 +144,33 @@ def test_no_import_cycle_in_the_package():
     assert not cycles, "import cycles among shiftzoo's modules (imports inside functions count):\n" + "\n".join(
         "  " + " -> ".join(cycle) for cycle in cycles)
 
+
+# ---- what `import shiftzoo` imports ------------------------------------------------------------
+
+def test_import_leaves_torch_ao_quantization_alone():
+    """``import shiftzoo`` imports nothing of ``torch.ao`` (``torch.ao.quantization`` is deprecated);
+    ``shiftzoo.compat.quant_mapping`` imports it on first use. torch itself may import ``torch.ao``
+    (2.13 does, through its ``torch.quantization`` alias), so the child process forgets those
+    modules after ``import torch``: whatever comes back was imported by shiftzoo."""
+    code = (
+        "import sys, torch\n"
+        "for name in [m for m in sys.modules if m == 'torch.ao' or m.startswith('torch.ao.')]:\n"
+        "    del sys.modules[name]\n"
+        "import shiftzoo\n"
+        "assert 'torch.ao.quantization' not in sys.modules, 'import shiftzoo imported torch.ao.quantization'\n"
+        "back = sorted(m for m in sys.modules if m == 'torch.ao' or m.startswith('torch.ao.'))\n"
+        "assert not back, f'import shiftzoo imported {back}'\n"
+        "from shiftzoo.compat import QuantizedShift, Shift1d, Shift2d, Shift3d\n"
+        "mapping = shiftzoo.compat.quant_mapping\n"
+        "assert 'torch.ao.quantization' in sys.modules\n"
+        "assert mapping[Shift2d] is QuantizedShift and mapping[Shift1d] is mapping[Shift3d] is QuantizedShift\n"
+        "assert shiftzoo.compat.quant_mapping is mapping, 'computed again'\n"
+        "from shiftzoo.compat import quant_mapping\n"
+        "assert quant_mapping is mapping\n"
+        "from torch.ao.quantization import get_default_static_quant_module_mappings\n"
+        "assert torch.nn.Conv2d in mapping and set(get_default_static_quant_module_mappings()) < set(mapping)\n"
+    )
+    path = os.pathsep.join([str(PACKAGE.parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=path))
+    assert result.returncode == 0, result.stderr[-3000:]
