@@ -25,7 +25,7 @@ class TapPlan(NamedTuple):
 
 
 def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -> TapPlan:
-    """The taps every channel reads along every axis (DESIGN.md §2)."""
+    """The taps every channel reads along every axis (docs/semantics.md)."""
     support = interp.support
     first_tap = -((support - 1) // 2)
     offsets, tables, weights = [], [], []

@@ -18,7 +18,7 @@ def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "
 
     ``out[n, c, x] = input[n, c, x - shifts[c]]`` (the sign of ``torch.roll``: a positive shift
     moves content toward higher indices), sampled with ``interp`` and with ``padding`` deciding
-    what every tap outside the tensor reads. See DESIGN.md §2 for the exact definition.
+    what every tap outside the tensor reads. See docs/semantics.md for the exact definition.
 
     Args:
         input: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``; float32/64, float16,
