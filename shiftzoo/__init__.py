@@ -1,14 +1,17 @@
 """shiftzoo: per-channel shift layers for PyTorch, the zero-FLOP replacement for depthwise
 convolution (GroupedShift, ActiveShift, Sparse Shift Layer and the blocks built from them)."""
 from . import _extension
-from . import functional, reference, registry
-from .registry import PluginInfo, list_interps, list_paddings, register_interp, register_padding
+from . import functional, plugin_registry, reference
+from .plugin_registry import PluginInfo, list_interps, list_paddings, register_interp, register_padding
+
+# The plugin registry's old name: ``from shiftzoo import registry`` keeps working.
+from . import plugin_registry as registry
 
 if _extension.available():
     from . import _ops  # noqa: F401  (fake kernels and autograd of the compiled ops)
 
-from . import blocks, compat, convert, nn
-from .blocks import list_blocks, register_block
+from . import block_registry, blocks, compat, config_types, convert, nn
+from .block_registry import list_blocks, register_block
 from .builder import ConfigError, build_shift
 from .convert import ReplaceReport, replace_depthwise
 from .nn import (ActiveShift1d, ActiveShift2d, ActiveShift3d, FixedShift, GroupedShift1d, GroupedShift2d,
@@ -23,8 +26,8 @@ def has_extension() -> bool:
     return _extension.available()
 
 
-__all__ = ["functional", "reference", "registry", "PluginInfo", "list_paddings", "list_interps",
-           "register_padding", "register_interp",
+__all__ = ["functional", "reference", "plugin_registry", "registry", "block_registry", "config_types",
+           "PluginInfo", "list_paddings", "list_interps", "register_padding", "register_interp",
            "has_extension", "__version__",
            "nn", "blocks", "compat", "convert", "ShiftLayer", "SparseShift1d", "SparseShift2d", "SparseShift3d",
            "ActiveShift1d", "ActiveShift2d", "ActiveShift3d", "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from . import reference
-from .registry import PluginInfo
+from .plugin_registry import PluginInfo
 
 _UNPERIODIC_LIMIT = 2.0**53  # beyond this an unreduced offset is no longer exact
 
@@ -25,7 +25,7 @@ class TapPlan(NamedTuple):
 
 
 def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -> TapPlan:
-    """The taps every channel reads along every axis (DESIGN.md §2)."""
+    """The taps every channel reads along every axis (docs/semantics.md)."""
     support = interp.support
     offsets, tables, weights = [], [], []
     for k, n in enumerate(input_shape[2:]):

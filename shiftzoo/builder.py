@@ -1,11 +1,12 @@
 """``build_shift(cfg)``: layers, blocks and whole networks from a config.
 
-A config is a mapping with ``type`` (a name from :func:`shiftzoo.list_blocks`) and the constructor's
-arguments; a bare type name stands for ``{"type": name}``. Which arguments are nested configs comes
-from the constructor's annotations: ``nn.Module`` (or ``Optional``/``Sequence`` of it) takes child
-configs, :data:`shiftzoo.blocks.ShiftSpec` a shift-layer config whose ``channels`` the block supplies,
-``PaddingName``/``InterpName`` a plugin name checked through :mod:`shiftzoo.registry`, ``Literal[...]``
-one of its values, and ``int``/``float``/``bool``/``str`` a value of that type.
+A config is a mapping with ``type`` (a name in :mod:`shiftzoo.block_registry`, see
+:func:`shiftzoo.list_blocks`) and the constructor's arguments; a bare type name stands for
+``{"type": name}``. How each argument is read comes from the constructor's annotations (the kinds are
+defined in :mod:`shiftzoo.config_types`): ``nn.Module`` (or ``Optional``/``Sequence`` of it) takes
+child configs, ``ShiftSpec`` a shift-layer config whose ``channels`` the block supplies,
+``PaddingName``/``InterpName`` a plugin name checked through :mod:`shiftzoo.plugin_registry`,
+``Literal[...]`` one of its values, and ``int``/``float``/``bool``/``str`` a value of that type.
 
 The whole tree is checked before anything is constructed. Every problem raises :class:`ConfigError`
 naming the config path (``layers[2].shift.padding``), the bad value, the valid choices and the closest
@@ -25,10 +26,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 from torch import nn
 
-from . import registry
-from .blocks.common import ShiftSpec
-from .blocks.registry import get_block, list_blocks
-from .nn.layers import InterpName, PaddingName
+from . import plugin_registry
+from .block_registry import get_block, list_blocks
+from .config_types import InterpName, PaddingName, ShiftSpec
 
 __all__ = ["ConfigError", "build_shift"]
 
@@ -252,11 +252,11 @@ def _parse_child(value: Any, kind: str, path: str) -> Any:
 
 
 def _check_plugin(value: Any, kind: Optional[str], path: str) -> Any:
-    """Padding and interpolation names go through shiftzoo.registry (runtime plugins included)."""
+    """Padding and interpolation names go through shiftzoo.plugin_registry (runtime plugins included)."""
     if kind not in ("padding", "interp") or value is None:
         return value
-    lookup, listing = ((registry.get_padding, registry.list_paddings) if kind == "padding"
-                       else (registry.get_interp, registry.list_interps))
+    lookup, listing = ((plugin_registry.get_padding, plugin_registry.list_paddings) if kind == "padding"
+                       else (plugin_registry.get_interp, plugin_registry.list_interps))
     try:
         return lookup(value).name
     except ValueError:

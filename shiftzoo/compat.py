@@ -11,7 +11,8 @@ yields the convolution's shape too. The shifts are the parameter ``weight`` (``w
 
 Quantization: ``quant_mapping`` is PyTorch's default static mapping plus the shift modules, for
 ``torch.ao.quantization.convert(model, mapping=quant_mapping)``; a converted SSL module shifts the
-quantized tensor by its rounded shifts exactly (see :class:`QuantizedShift`).
+quantized tensor by its rounded shifts exactly (see :class:`QuantizedShift`). It is built on first
+access: importing this module does not import ``torch.ao.quantization``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from . import registry
+from . import plugin_registry
 from .nn.geometry import CONV_TO_SHIFT_PADDING, DepthwiseGeometry
 from .nn.layers import FixedShift, ThumbRule, _check_number, _LearnableShift, per_axis, with_dims
 
@@ -53,8 +54,8 @@ def _emulation(emulate_dw: Mapping[str, Any], dims: int, in_channels: int, paddi
                       "(output shape and initial shift range)", UserWarning, stacklevel=3)
     mode = emulate_dw.get("padding_mode")
     if mode is not None:  # the conv's padding mode decides the shift padding (the seed forgot to apply it)
-        shift_padding = CONV_TO_SHIFT_PADDING.get(mode) or registry.get_padding(mode).name
-        if padding != "zeros" and registry.get_padding(padding).name != shift_padding:
+        shift_padding = CONV_TO_SHIFT_PADDING.get(mode) or plugin_registry.get_padding(mode).name
+        if padding != "zeros" and plugin_registry.get_padding(padding).name != shift_padding:
             raise ValueError(f"padding={padding!r} contradicts emulate_dw padding_mode={mode!r} "
                              f"(the shift padding {shift_padding!r})")
         padding = shift_padding
@@ -175,4 +176,10 @@ def _quant_mapping() -> Dict[type, type]:
             Shift3d: QuantizedShift}
 
 
-quant_mapping = _quant_mapping()
+def __getattr__(name: str) -> Any:
+    """``quant_mapping`` is computed on first access (PEP 562), so that importing shiftzoo does not
+    import PyTorch's deprecated ``torch.ao.quantization``; it is then cached as a module global."""
+    if name == "quant_mapping":
+        value = globals()["quant_mapping"] = _quant_mapping()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import _extension, _tabled, reference, registry
+from . import _extension, _tabled, plugin_registry, reference
 from ._validation import check_shift_args
 
 __all__ = ["shift"]
@@ -18,7 +18,7 @@ def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "
 
     ``out[n, c, x] = input[n, c, x - shifts[c]]`` (the sign of ``torch.roll``: a positive shift
     moves content toward higher indices), sampled with ``interp`` and with ``padding`` deciding
-    what every tap outside the tensor reads. See DESIGN.md §2 for the exact definition.
+    what every tap outside the tensor reads. See docs/semantics.md for the exact definition.
 
     Args:
         input: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)``; float32/64, float16,
@@ -39,9 +39,9 @@ def shift(input: Tensor, shifts: Tensor, padding: str = "zeros", interp: str = "
     that are not required cost nothing. Double backward is not supported.
     """
     check_shift_args(input, shifts)
-    pad = registry.get_padding(padding)
-    fwd = registry.get_interp(interp)
-    bwd = fwd if grad_interp is None else registry.get_interp(grad_interp)
+    pad = plugin_registry.get_padding(padding)
+    fwd = plugin_registry.get_interp(interp)
+    bwd = fwd if grad_interp is None else plugin_registry.get_interp(grad_interp)
     if not _extension.available():
         if not torch.isfinite(shifts).all():
             raise ValueError("shiftzoo.shift: shifts must be finite, got non-finite values")

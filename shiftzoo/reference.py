@@ -1,4 +1,4 @@
-"""Pure-PyTorch reference implementation of the per-channel shift (DESIGN.md §2).
+"""Pure-PyTorch reference implementation of the per-channel shift (docs/semantics.md).
 
 This module is the float64 ground truth the compiled kernels are tested against, and the slow
 fallback used when the compiled extension is missing. It is written for clarity, not speed.

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 import shiftzoo
-from shiftzoo import ConfigError, build_shift, registry
-from shiftzoo.blocks import registry as block_registry
+from shiftzoo import ConfigError, block_registry, build_shift, plugin_registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "layers.md"
 
@@ -123,7 +122,7 @@ def test_runtime_padding_is_valid_in_configs():
     try:
         assert build_shift({"type": "sparse_shift1d", "channels": 2, "padding": "test_cfg_pad"}).padding == "test_cfg_pad"
     finally:
-        registry.unregister("padding", "test_cfg_pad")
+        plugin_registry.unregister("padding", "test_cfg_pad")
     with pytest.raises(ConfigError, match="unknown padding 'test_cfg_pad'"):
         build_shift({"type": "sparse_shift1d", "channels": 2, "padding": "test_cfg_pad"})
 

@@ -9,7 +9,7 @@ import torch
 
 import shiftzoo
 from helpers import F64, gen, grid_sample_shift, pad_slice_per_channel, roll_per_channel
-from shiftzoo import registry
+from shiftzoo import plugin_registry
 from shiftzoo.nn.layers import FAMILIES
 from shiftzoo.nn import (ActiveShift, ActiveShift1d, ActiveShift2d, ActiveShift3d, FixedShift, GroupedShift2d,
                          GroupedShift1d, GroupedShift3d, ShiftLayer, SparseShift, SparseShift1d, SparseShift2d,
@@ -197,7 +197,7 @@ def test_runtime_registered_padding_is_accepted():
         x = torch.arange(10.0).view(1, 2, 5)
         assert layer(x).tolist() == [[[0.0, 0.0, 1.0, 2.0, 3.0], [7.0, 8.0, 9.0, 0.0, 0.0]]]
     finally:
-        registry.unregister("padding", "test_mirror_zero")
+        plugin_registry.unregister("padding", "test_mirror_zero")
 
 
 @pytest.mark.parametrize("make_layer, match", [

@@ -9,7 +9,7 @@ import torch
 
 import shiftzoo
 from helpers import F64, PADDINGS, gen
-from shiftzoo import reference, registry
+from shiftzoo import plugin_registry, reference
 from shiftzoo.functional import shift
 
 INTERPS = ["nearest", "linear", "cubic"]
@@ -19,16 +19,16 @@ INTERPS = ["nearest", "linear", "cubic"]
 def runtime_twins():
     """Every built-in re-registered as a runtime plugin named rt_<name>; removed afterwards."""
     for name in PADDINGS:
-        info = registry.get_padding(name)
+        info = plugin_registry.get_padding(name)
         shiftzoo.register_padding("rt_" + name, info.padding, period=info.padding.period)
     for name in INTERPS:
-        info = registry.get_interp(name)
+        info = plugin_registry.get_interp(name)
         shiftzoo.register_interp("rt_" + name, support=info.support, weights=info.interp.weights)
     yield
     for name in PADDINGS:
-        registry.unregister("padding", "rt_" + name)
+        plugin_registry.unregister("padding", "rt_" + name)
     for name in INTERPS:
-        registry.unregister("interp", "rt_" + name)
+        plugin_registry.unregister("interp", "rt_" + name)
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def cleanup():
     names = []
     yield names
     for kind, name in names:
-        registry.unregister(kind, name)
+        plugin_registry.unregister(kind, name)
 
 
 def grads(fn, x, s, g):
@@ -120,7 +120,7 @@ def test_lanczos_against_loops(cleanup, a):
     x = torch.randn(2, 4, 9, dtype=F64, generator=gen(3))
     s = torch.tensor([[0.3], [-2.7], [5.5], [-11.2]], dtype=F64)
     for padding in ("zeros", "symmetric"):
-        want = loop_shift_1d(x, s, registry.get_padding(padding).padding, lanczos_weights(a), 2 * a)
+        want = loop_shift_1d(x, s, plugin_registry.get_padding(padding).padding, lanczos_weights(a), 2 * a)
         torch.testing.assert_close(shift(x, s, padding, name), want, atol=1e-12, rtol=0)
 
 
@@ -171,7 +171,8 @@ def test_runtime_plugins_under_compile_and_opcheck(runtime_twins):
     torch.testing.assert_close(s.grad, want)
 
     from shiftzoo import _tabled
-    plan = _tabled.plan(x.shape, s.detach(), registry.get_padding("rt_zeros"), registry.get_interp("linear"))
+    plan = _tabled.plan(x.shape, s.detach(), plugin_registry.get_padding("rt_zeros"),
+                        plugin_registry.get_interp("linear"))
     args = (x.requires_grad_(), plan.offsets, plan.tables, plan.weights, plan.offsets, plan.tables,
             plan.weights.clone().requires_grad_(), "rt_zeros")
     torch.library.opcheck(torch.ops.shiftzoo.shift_tabled.default, args)
@@ -187,13 +188,13 @@ def test_duplicate_names_need_override(cleanup):
     with pytest.raises(ValueError, match=r"interp 'mine' is already registered \(runtime\)"):
         shiftzoo.register_interp("mine", support=2, weights=reference.INTERPS["linear"].weights)
     shiftzoo.register_interp("mine", support=1, weights=reference.INTERPS["nearest"].weights, override=True)
-    assert registry.get_interp("mine").support == 1
+    assert plugin_registry.get_interp("mine").support == 1
 
 
 def test_unknown_name_lists_valid_ones_and_the_closest():
     with pytest.raises(ValueError, match=r"unknown padding 'symetric' \(did you mean 'symmetric'\?\); expected one of: "
                                          r"border, periodic, reflect, symmetric, zeros"):
-        registry.get_padding("symetric")
+        plugin_registry.get_padding("symetric")
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -216,7 +217,7 @@ def test_bad_names_and_unregistering_builtins():
     with pytest.raises(ValueError, match=r"a padding name must be an identifier, got 'my pad'"):
         shiftzoo.register_padding("my pad", edge_then_zeros)
     with pytest.raises(ValueError, match=r"padding 'zeros' is compiled in and cannot be unregistered"):
-        registry.unregister("padding", "zeros")
+        plugin_registry.unregister("padding", "zeros")
 
 
 def test_out_of_range_padding_is_an_error_naming_the_plugin(cleanup):

@@ -1,9 +1,11 @@
-"""Blocks built from shift layers (ShiftNet, FE-Net, TSM, ShiftViT, AS-MLP, S2-MLP), the containers
-of configs, and the registry that :func:`shiftzoo.build_shift` reads."""
-from .common import ChannelLayerNorm, ConvMLP, NormName, ShiftSpec, make_shift
+"""Blocks built from shift layers (ShiftNet, FE-Net, TSM, ShiftViT, AS-MLP, S2-MLP) and the containers
+of configs, each registered for :func:`shiftzoo.build_shift`; the registry's functions
+(:mod:`shiftzoo.block_registry`) and :data:`ShiftSpec` (:mod:`shiftzoo.config_types`) are re-exported."""
+from ..block_registry import get_block, list_blocks, register_block
+from ..config_types import ShiftSpec
+from .common import ChannelLayerNorm, ConvMLP, NormName, make_shift
 from .containers import Concat, Residual, sequential
 from .mlp import AxialShiftBlock, ShiftViTBlock, SpatialShiftBlock
-from .registry import get_block, list_blocks, register_block
 from .shiftnet import CSCBlock, FEBlock
 from .temporal import TemporalShift
 

@@ -1,27 +1,23 @@
-"""Pieces the blocks share: how a block names its shift layer (:data:`ShiftSpec`), norms, the
-channel MLP and the 1x1 -> shift -> 1x1 bottleneck."""
+"""Pieces the blocks share: the shift layer a block names (:data:`ShiftSpec`, defined in
+:mod:`shiftzoo.config_types`) made by :func:`make_shift`, norms, the channel MLP and the
+1x1 -> shift -> 1x1 bottleneck."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Literal, Mapping, Union
+from typing import Any, Callable, Dict, Literal, Mapping
 
 from torch import Tensor, nn
 
+from ..builder import build_shift
+from ..config_types import ShiftSpec
+
 __all__ = ["ShiftSpec", "NormName", "make_shift", "make_norm", "ChannelLayerNorm", "ConvMLP", "shift_bottleneck",
            "check_positive"]
-
-# What a block accepts for its shift layer; the block supplies ``channels``:
-#   "sparse_shift2d"                               a registered type name,
-#   {"type": "sparse_shift2d", "padding": ...}     a config without channels,
-#   SparseShift2d / partial(ActiveShift2d, ...)    any callable taking the channel count.
-ShiftSpec = Union[str, Mapping[str, Any], Callable[[int], nn.Module]]
 
 
 def make_shift(spec: ShiftSpec, channels: int) -> nn.Module:
     """The shift layer ``spec`` describes, over ``channels`` channels."""
     if isinstance(spec, (str, Mapping)):
-        from ..builder import build_shift  # the builder imports the blocks: import it late
-
         config = {"type": spec} if isinstance(spec, str) else dict(spec)
         if "channels" in config:
             raise ValueError("a block's shift config must not set channels: the block supplies them")

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from .registry import register_block
+from ..block_registry import register_block
 
 __all__ = ["sequential", "Concat", "Residual"]
 

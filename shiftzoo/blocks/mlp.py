@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..nn.layers import FixedShift, PaddingName
+from ..block_registry import register_block
+from ..config_types import PaddingName
+from ..nn.layers import FixedShift
 from ..nn.patterns import axial_pattern, shiftvit_pattern, spatial_pattern
 from .common import ConvMLP, NormName, check_positive, make_norm
-from .registry import register_block
 
 __all__ = ["ShiftViTBlock", "AxialShiftBlock", "SpatialShiftBlock"]
 

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import ShiftSpec, check_positive, shift_bottleneck
-from .registry import register_block
+from ..block_registry import register_block
+from ..config_types import ShiftSpec
+from .common import check_positive, shift_bottleneck
 
 __all__ = ["CSCBlock", "FEBlock"]
 

@@ -7,10 +7,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..block_registry import register_block
 from ..nn.layers import FixedShift
 from ..nn.patterns import temporal_pattern
 from .common import check_positive
-from .registry import register_block
 
 __all__ = ["TemporalShift"]
 

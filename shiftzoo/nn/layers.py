@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import (Any, ClassVar, Dict, Literal, NamedTuple, NewType, Optional, Sequence, Tuple, Type, TypeVar,
-                    Union)
+from typing import Any, ClassVar, Dict, Literal, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import torch
 from torch import Tensor, nn
 
-from .. import functional, registry
+from .. import functional, plugin_registry
+from ..config_types import InterpName, PaddingName
 from .geometry import DepthwiseGeometry, as_tuple
 from .patterns import grouped_pattern
 
@@ -37,10 +37,7 @@ __all__ = [
     "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",
 ]
 
-# Markers for arguments that name a registered plugin: the builder validates them through
-# shiftzoo.registry (so runtime-registered plugins are accepted too).
-PaddingName = NewType("PaddingName", str)
-InterpName = NewType("InterpName", str)
+# PaddingName and InterpName (shiftzoo.config_types) mark arguments that name a registered plugin.
 # The seed's two initialisation rules: 1: uniform(-r, r); 2: uniform(0, r) times one random sign per axis.
 ThumbRule = Literal[1, 2]
 
@@ -93,9 +90,9 @@ class ShiftLayer(nn.Module):
         if not self.dims:
             raise TypeError(f"{type(self).__name__} is a family of layers: use its 1d, 2d or 3d variant")
         self.channels = _check_channels(channels)
-        self.padding = registry.get_padding(padding).name
-        self.interp = registry.get_interp(interp).name
-        self.grad_interp = None if grad_interp is None else registry.get_interp(grad_interp).name
+        self.padding = plugin_registry.get_padding(padding).name
+        self.interp = plugin_registry.get_interp(interp).name
+        self.grad_interp = None if grad_interp is None else plugin_registry.get_interp(grad_interp).name
         self.sparsity = _check_number("sparsity", sparsity)
 
     def forward(self, input: Tensor) -> Tensor:

@@ -153,7 +153,7 @@ def register_interp(name: str, *, support: int, weights: WeightsFn, dweights: Op
     """Registers a runtime interpolation of ``support`` taps (1 to 8).
 
     ``weights(f: Tensor) -> Tensor`` of shape ``f.shape + (support,)``: the tap weights, summing
-    to 1, for the fraction ``f``. Taps (DESIGN.md §2): for even ``support`` K, output ``x``
+    to 1, for the fraction ``f``. Taps (docs/semantics.md): for even ``support`` K, output ``x``
     samples ``p = x - s`` at taps ``floor(p) - (K/2 - 1) ... floor(p) + K/2`` and ``f = p -
     floor(p)`` in ``[0, 1)``; for odd K the taps are centred on ``round(p)`` (the shift rounded
     half to even) and ``f = p - round(p)`` in ``[-1/2, 1/2]``. Since a shift is constant over a
