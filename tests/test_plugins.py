@@ -12,7 +12,8 @@ from helpers import F64, PADDINGS, gen
 from shiftzoo import plugin_registry, reference
 from shiftzoo.functional import shift
 
-INTERPS = ["nearest", "linear", "cubic"]
+# Every compiled interpolation, as the extension lists them: each gets a runtime twin below.
+INTERPS = sorted(name for name, _ in shiftzoo._extension.builtin_plugins()["interp"])
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ def test_runtime_twin_equals_compiled(runtime_twins, dims, padding, interp, dtyp
     x = torch.randn(shape, dtype=F64, generator=gen(dims)).to(dtype)
     s = torch.randn(3, dims, dtype=F64, generator=gen(9)) * 4
     s[0] = 1e30  # huge shifts go through the period too
+    s[1] = torch.tensor([0.5, -1.5, 2.5][:dims])  # ties: odd supports centre on the shift rounded half to even
     g = torch.randn(shape, dtype=F64, generator=gen(10)).to(dtype)
     grad_interp = "linear" if interp == "nearest" else interp
     compiled = grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
@@ -70,6 +72,13 @@ def test_mixed_compiled_and_runtime_plugins(runtime_twins):
     want = shift(x, s, "reflect", "cubic")
     torch.testing.assert_close(shift(x, s, "rt_reflect", "cubic"), want, atol=1e-12, rtol=0)
     torch.testing.assert_close(shift(x, s, "reflect", "rt_cubic"), want, atol=1e-12, rtol=0)
+
+
+def test_every_support_parity_has_a_compiled_interp():
+    """The tap rule differs for odd and even supports beyond one tap: both kinds are compiled in, so
+    test_runtime_twin_equals_compiled holds the kernels' rule to the Python planner's for each."""
+    supports = {support for _, support in shiftzoo._extension.builtin_plugins()["interp"]}
+    assert {1, 2, 3, 4} <= supports
 
 
 def test_listing_says_compiled_or_runtime(runtime_twins):

@@ -113,7 +113,7 @@ INT_CASES = [
 
 
 @pytest.mark.parametrize("shape, int_shifts", INT_CASES)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_integer_periodic_equals_roll(shape, int_shifts, interp):
     x = torch.randn(shape, dtype=F64, generator=gen(1))
     s = torch.tensor(int_shifts, dtype=F64)
@@ -121,7 +121,7 @@ def test_integer_periodic_equals_roll(shape, int_shifts, interp):
 
 
 @pytest.mark.parametrize("shape, int_shifts", INT_CASES)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_integer_zeros_equals_pad_slice(shape, int_shifts, interp):
     x = torch.randn(shape, dtype=F64, generator=gen(2))
     s = torch.tensor(int_shifts, dtype=F64)
@@ -213,7 +213,7 @@ def test_nearest_rounds_half_to_even():
 # Huge shifts
 # ----------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_huge_periodic_equals_exact_roll(interp):
     n = 7
     x = torch.randn(2, 4, n, dtype=F64, generator=gen(11))

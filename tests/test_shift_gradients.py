@@ -20,7 +20,7 @@ def away_from_integers(C, d, seed, scale=3.0):
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("interp", ["linear", "cubic"])
+@pytest.mark.parametrize("interp", ["linear", "quadratic", "cubic"])
 def test_gradcheck(dims, padding, interp):
     shape = SHAPES[dims]
     x = torch.randn(shape, dtype=F64, generator=gen(dims)).requires_grad_()
@@ -30,7 +30,7 @@ def test_gradcheck(dims, padding, interp):
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_adjoint_identity(dims, padding, interp):
     """<S x, y> == <x, S^T y>, with S^T the op's input gradient, for shifts large and small."""
     shape = (2, 4) + SHAPES[dims][2:]

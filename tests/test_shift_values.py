@@ -92,7 +92,7 @@ EDGE_CASES = [
 
 @pytest.mark.parametrize("shape, shifts", EDGE_CASES)
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_edge_shapes_and_shifts(shape, shifts, padding, interp):
     x = torch.randn(shape, dtype=F64, generator=gen(11))
     s = torch.tensor(shifts, dtype=F64)
@@ -114,7 +114,7 @@ def test_length_one_axis_is_shifted():
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
 def test_integer_periodic_is_bit_identical_to_roll(dims, interp, dtype):
     shape = {1: (2, 4, 9), 2: (2, 4, 5, 7), 3: (1, 4, 3, 4, 5)}[dims]
@@ -187,7 +187,7 @@ def test_deterministic_across_runs_and_thread_counts(layout, batch):
 
 @pytest.mark.parametrize("shape", [(2, 3, 17, 19), (1, 2, 5, 9, 11), (2, 3, 40)], ids=str)
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_planes_with_an_interior_block(shape, padding, interp, dtype):
     """Planes large enough for the kernels' whole-block passes (small shifts leave an interior
@@ -201,7 +201,7 @@ def test_planes_with_an_interior_block(shape, padding, interp, dtype):
 
 @pytest.mark.parametrize("shape", [(2, 4, 13), (2, 4, 7, 9), (2, 3, 4, 5, 6), (2, 9, 150)], ids=str)
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_channels_last_gradients(shape, padding, interp, dtype):
     """Input, grad_output and input gradient all channels-last (the layout-aware loops; rows
@@ -245,7 +245,7 @@ def test_channel_runs(shape, lengths, padding, dtype, layout):
 
 @pytest.mark.parametrize("shape", [(2, 10, 13), (2, 10, 5, 7), (1, 10, 3, 4, 6)], ids=str)
 @pytest.mark.parametrize("padding", ["zeros", "reflect"])
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
 def test_channels_inner_strided_channels(shape, padding, interp, dtype):
     """Every other channel of a channels-last tensor as input and grad_output (channels closer
@@ -286,7 +286,7 @@ def test_channels_last_bfloat16_specials(interp):
 
 
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
-@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_zero_strides(expand, interp):
     """Expanded inputs (stride 0) are read in place and give the reference's values and gradients."""
     base = torch.randn(2, 1, 6, 1, dtype=F64, generator=gen(50))

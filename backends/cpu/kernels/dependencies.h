@@ -18,5 +18,6 @@
 
 #include "backends/core/geometry.h"
 #include "backends/cpu/convert.h"
+#include "backends/cpu/kernel_table.h"
 #include "backends/cpu/scratch.h"
 #include "backends/cpu/tap_tables.h"

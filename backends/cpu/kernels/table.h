@@ -11,7 +11,6 @@
 #include "backends/cpu/kernels/channels_inner_forward.h"
 #include "backends/cpu/kernels/forward_plane.h"
 #include "backends/cpu/kernels/row.h"
-#include "backends/cpu/kernel_table.h"
 
 namespace shiftzoo::cpu {
 namespace {
