@@ -75,3 +75,14 @@ GRID_PADDINGS = [
     ("reflect", "reflection", True),      # reflection about 0 and n-1 (no edge repeat)
     ("symmetric", "reflection", False),   # reflection about -1/2 and n-1/2 (edge repeated)
 ]
+
+
+# (interp, grid_sample mode) pairs that sample alike in 2D.
+GRID_MODES = [("linear", "bilinear"), ("cubic", "bicubic")]
+
+
+def grid_sample_case_2d(mode, padding_mode, align_corners, dtype=F64):
+    """A 2D input, fractional shifts and F.grid_sample's shift of it: (x, s, expected)."""
+    x = torch.randn(2, 5, 6, 7, dtype=F64, generator=gen(4)).to(dtype)
+    s = fractional_shifts(5, 2, 5).to(dtype)
+    return x, s, grid_sample_shift(x, s, mode, padding_mode, align_corners)

@@ -10,8 +10,8 @@ import torch
 
 from shiftzoo import reference
 
-from helpers import (F64, GRID_PADDINGS, fractional_shifts, gen, grid_sample_shift,
-                     pad_slice_per_channel, roll_per_channel)
+from helpers import (F64, GRID_MODES, GRID_PADDINGS, fractional_shifts, gen, grid_sample_case_2d,
+                     grid_sample_shift, pad_slice_per_channel, roll_per_channel)
 from helpers import PADDINGS as PADDING_NAMES
 
 
@@ -114,18 +114,12 @@ INT_CASES = [
 
 @pytest.mark.parametrize("shape, int_shifts", INT_CASES)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
-def test_integer_periodic_equals_roll(shape, int_shifts, interp):
+@pytest.mark.parametrize("padding, by_torch", [("periodic", roll_per_channel), ("zeros", pad_slice_per_channel)],
+                         ids=["periodic=roll", "zeros=pad+slice"])
+def test_integer_shift_equals_torch(shape, int_shifts, interp, padding, by_torch):
     x = torch.randn(shape, dtype=F64, generator=gen(1))
     s = torch.tensor(int_shifts, dtype=F64)
-    assert torch.equal(reference.shift(x, s, "periodic", interp), roll_per_channel(x, int_shifts))
-
-
-@pytest.mark.parametrize("shape, int_shifts", INT_CASES)
-@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
-def test_integer_zeros_equals_pad_slice(shape, int_shifts, interp):
-    x = torch.randn(shape, dtype=F64, generator=gen(2))
-    s = torch.tensor(int_shifts, dtype=F64)
-    assert torch.equal(reference.shift(x, s, "zeros", interp), pad_slice_per_channel(x, int_shifts))
+    assert torch.equal(reference.shift(x, s, padding, interp), by_torch(x, int_shifts))
 
 
 def test_shift_axis_single_axis_equals_roll():
@@ -140,13 +134,11 @@ def test_shift_axis_single_axis_equals_roll():
 # ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("padding, mode_pad, ac", GRID_PADDINGS)
-@pytest.mark.parametrize("interp, mode", [("linear", "bilinear"), ("cubic", "bicubic")])
+@pytest.mark.parametrize("interp, mode", GRID_MODES)
 def test_2d_matches_grid_sample(padding, mode_pad, ac, interp, mode):
     # bicubic applies the padding to each of the 4x4 taps (not to the sample point), like the
     # reference, so it matches exactly for all of zeros, border and both reflections.
-    x = torch.randn(2, 5, 6, 7, dtype=F64, generator=gen(4))
-    s = fractional_shifts(5, 2, 5)
-    want = grid_sample_shift(x, s, mode, mode_pad, ac)
+    x, s, want = grid_sample_case_2d(mode, mode_pad, ac)
     torch.testing.assert_close(reference.shift(x, s, padding, interp), want, atol=1e-10, rtol=0)
 
 

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "backends/core/geometry.h"
+#include "backends/cpu/scratch.h"
 
 namespace shiftzoo::cpu {
 
@@ -44,6 +45,14 @@ void plane_to_dense(const T* src, const Geometry& g, U* dst) {
       convert_row(src + z * g.stride[0] + y * g.stride[1], g.stride[2], g.size[2],
                   dst + (z * g.size[1] + y) * g.size[2]);
 }
+// Plane `src` of geometry g in float, densely in `buffer` (whose previous contents it replaces).
+template <typename T>
+float* plane_in_float(const T* src, const Geometry& g, ScratchBuffer& buffer) {
+  float* dense = buffer.get<float>(g.plane_numel());
+  plane_to_dense(src, g, dense);
+  return dense;
+}
+
 template <typename T, typename U>
 void dense_to_plane(const U* src, const Geometry& g, T* dst) {
   for (int64_t z = 0; z < g.size[0]; ++z)

@@ -40,6 +40,20 @@ inline Span dense_block(const ChannelTaps& taps, int64_t W) {
 using Double4 = Vec32<double>;
 using Float8 = Vec32<float>;
 
+// dots[r][t] += the lanes of lanes[r * KT + t], then the tail i in [tail, n) of g[i] * src[r][i + t].
+template <int KT, int RT, typename TA, typename TB>
+void add_lane_sums(const Double4* lanes, const TA* g, const TB* const* src, int64_t tail, int64_t n,
+                   double* const* dots) {
+  for (int r = 0; r < RT; ++r) {
+    for (int t = 0; t < KT; ++t) {
+      const Double4 a = lanes[r * KT + t];
+      double sum = (a[0] + a[1]) + (a[2] + a[3]);
+      for (int64_t j = tail; j < n; ++j) sum += static_cast<double>(g[j]) * static_cast<double>(src[r][j + t]);
+      dots[r][t] += sum;
+    }
+  }
+}
+
 // dots[r][t] += sum_i g[i] * src[r][i + t] for i < n: every tap of every source row in one pass
 // over g when K and R are fixed at compile time. float: 8 float lanes over chunks of at most 64
 // elements, each chunk's lanes added into double lanes (fast, and accurate to ~1e-7 of a chunk);
@@ -65,14 +79,7 @@ void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, 
                     __builtin_convertvector(__builtin_shufflevector(a, a, 4, 5, 6, 7), Double4);
       }
     }
-    for (int r = 0; r < RT; ++r) {
-      for (int t = 0; t < KT; ++t) {
-        const Double4 a = total[r * KT + t];
-        double sum = (a[0] + a[1]) + (a[2] + a[3]);
-        for (int64_t j = vector_end; j < n; ++j) sum += static_cast<double>(g[j]) * static_cast<double>(src[r][j + t]);
-        dots[r][t] += sum;
-      }
-    }
+    add_lane_sums<KT, RT>(total, g, src, vector_end, n, dots);
   } else if constexpr (KT > 0 && RT > 0) {
     Double4 acc[RT * KT] = {};
     int64_t i = 0;
@@ -81,14 +88,7 @@ void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, 
       for (int r = 0; r < RT; ++r)
         for (int t = 0; t < KT; ++t) acc[r * KT + t] += gv * load_vec(src[r] + i + t);
     }
-    for (int r = 0; r < RT; ++r) {
-      for (int t = 0; t < KT; ++t) {
-        const Double4 a = acc[r * KT + t];
-        double sum = (a[0] + a[1]) + (a[2] + a[3]);
-        for (int64_t j = i; j < n; ++j) sum += static_cast<double>(g[j]) * static_cast<double>(src[r][j + t]);
-        dots[r][t] += sum;
-      }
-    }
+    add_lane_sums<KT, RT>(acc, g, src, i, n, dots);
   } else {
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < K; ++t) dots[r][t] += dot<double>(g, src[r] + t, n);
@@ -168,12 +168,9 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_g
 template <typename T>
 void correlate_plane_in_float(const T* g_plane, const T* in_plane, const Geometry& grad_geom, const Geometry& in_geom,
                               const ChannelTaps& taps, double* plane_corr, Scratch& scratch) {
-  const int64_t numel = grad_geom.plane_numel();
+  const float* g = plane_in_float(g_plane, grad_geom, scratch.grad_float);
+  const float* in = plane_in_float(in_plane, in_geom, scratch.input_float);
   const Geometry dense = dense_plane(grad_geom);
-  float* g = scratch.grad_float.get<float>(numel);
-  float* in = scratch.input_float.get<float>(numel);
-  plane_to_dense(g_plane, grad_geom, g);
-  plane_to_dense(in_plane, in_geom, in);
   correlate_plane<float>(g, in, dense, dense, taps, plane_corr, scratch);
 }
 
@@ -225,12 +222,9 @@ void add_padding_term(const T* g, T* gin, const Geometry& grad_geom, const Geome
 template <typename T>
 void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom,
                                const ChannelTaps& taps, const float* weights, Scratch& scratch) {
-  const int64_t numel = grad_geom.plane_numel();
+  const float* g_f = plane_in_float(g, grad_geom, scratch.grad_float);
+  float* gin_f = plane_in_float(gin, grad_in_geom, scratch.input_grad_float);
   const Geometry dense = dense_plane(grad_geom);
-  float* g_f = scratch.grad_float.get<float>(numel);
-  float* gin_f = scratch.input_grad_float.get<float>(numel);
-  plane_to_dense(g, grad_geom, g_f);
-  plane_to_dense(gin, grad_in_geom, gin_f);
   add_padding_term(g_f, gin_f, dense, dense, taps, weights, scratch);
   dense_to_plane(gin_f, grad_in_geom, gin);
 }
