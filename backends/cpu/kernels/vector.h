@@ -11,8 +11,7 @@
 namespace shiftzoo::cpu {
 namespace {
 
-// A vector of 32 bytes of A (GCC/clang vector extensions: plain vector code in both
-// instruction-set copies, no reliance on the auto-vectoriser), and its unaligned load.
+// A vector of 32 bytes of A, and its unaligned load.
 template <typename A>
 struct Vector32 {
   typedef A type __attribute__((vector_size(32)));
@@ -26,7 +25,7 @@ Vec32<A> load_vec(const A* p) {
   return v;
 }
 
-// 32 bytes as lanes of unsigned integers as wide as an element (GCC/clang vector extensions).
+// 32 bytes as lanes of unsigned integers as wide as an element.
 template <size_t ElementBytes>
 struct VectorBits;
 template <>
