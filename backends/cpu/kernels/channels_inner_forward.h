@@ -38,7 +38,7 @@ void copy_channel_span(const T* src, T* dst, int64_t c0, int64_t c1) {
 // The input row a channels-inner row loop reads first next: the one after the lowest row that
 // output row (n, z, y) reads (`lowest`, -1 for none), or null. The channel-run loop prefetches
 // it pixel by pixel (prefetch_pixel): it touches only some channels of each pixel of a row it
-// reads first, a pattern the hardware prefetcher does not follow (a third faster here).
+// reads first, a pattern the hardware prefetcher does not follow.
 template <typename T>
 const char* row_ahead(const T* in_data, const Geometry& in_geom, int64_t n, int64_t z, int64_t lowest) {
   if (lowest < 0 || lowest + 1 >= in_geom.size[1]) return nullptr;
