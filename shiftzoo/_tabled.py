@@ -13,19 +13,21 @@ import torch
 from torch import Tensor
 
 from . import reference
+from ._sampling import Sampling, output_length
 from .plugin_registry import PluginInfo
 
 _UNPERIODIC_LIMIT = 2.0**53  # beyond this an unreduced offset is no longer exact
 
 
 class TapPlan(NamedTuple):
-    offsets: Tensor  # (C, d) int64: raw index of tap 0 for output 0
-    tables: List[Tensor]  # d x (C, n_k + K - 1) int64: what each raw tap index reads, or -1
+    offsets: Tensor  # (C, d) int64: raw index of tap 0 for output 0 (the crop included)
+    tables: List[Tensor]  # d x (C, stride * (m - 1) + K) int64: what each raw tap index reads, or -1
     weights: Tensor  # (C, d, K) float64: tap weights, differentiable in the shifts
 
 
-def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -> TapPlan:
-    """The taps every channel reads along every axis (docs/semantics.md)."""
+def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo, sampling: Sampling) -> TapPlan:
+    """The taps every channel reads along every axis, at the positions ``sampling`` keeps
+    (docs/semantics.md): tap ``t`` of output ``y`` reads raw index ``stride * y + offset + t``."""
     support = interp.support
     offsets, tables, weights = [], [], []
     for k, n in enumerate(input_shape[2:]):
@@ -34,8 +36,13 @@ def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -
                 raise ValueError(
                     f"shiftzoo: padding {padding.name!r} declares no period, so shifts beyond ±2**53 "
                     "cannot be reduced exactly; register it with period=... (0 if it saturates)")
-        offset, frac = reference.tap_start(shifts[:, k], n, padding.padding, support)
-        raw = offset.view(-1, 1) + torch.arange(n + support - 1, device=shifts.device)
+        stride, (begin, end) = sampling.stride[k], sampling.crop[k]
+        size = output_length(n, stride, begin, end)
+        start, frac = reference.tap_start(shifts[:, k], n, padding.padding, support,
+                                          span=(begin, begin + stride * (size - 1)))
+        offset = start + begin
+        length = stride * (size - 1) + support if size > 0 else 0
+        raw = offset.view(-1, 1) + torch.arange(length, device=shifts.device)
         tables.append(padding.padding(raw, n).to(torch.int64).contiguous())
         offsets.append(offset)
         weights.append(interp.interp.weights(frac))
@@ -43,15 +50,16 @@ def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo) -
 
 
 def shift(input: Tensor, shifts: Tensor, padding: PluginInfo, interp: PluginInfo,
-          grad_interp: PluginInfo) -> Tensor:
+          grad_interp: PluginInfo, sampling: Sampling) -> Tensor:
     """The shift with any mix of compiled and runtime plugins, through ``shift_tabled``."""
     shifts = shifts.to(input.device)
-    value = plan(input.shape, shifts.detach(), padding, interp)
+    value = plan(input.shape, shifts.detach(), padding, interp, sampling)
     # The gradient plan is needed only when the shifts get a gradient, and a single tap has
     # derivative zero: otherwise the value plan stands in for it (no work).
     if shifts.requires_grad and torch.is_grad_enabled() and grad_interp.support > 1:
-        grad = plan(input.shape, shifts, padding, grad_interp)
+        grad = plan(input.shape, shifts, padding, grad_interp, sampling)
     else:
         grad = value
     return torch.ops.shiftzoo.shift_tabled(input, value.offsets, value.tables, value.weights,
-                                           grad.offsets, grad.tables, grad.weights, padding.name)
+                                           grad.offsets, grad.tables, grad.weights, padding.name,
+                                           *sampling.op_args())

@@ -21,10 +21,12 @@ gradient comes from the weights' dependence on ``f`` (``df/ds = -1``); tap indic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
+
+from ._sampling import Sampling, output_length
 
 __all__ = [
     "Interp",
@@ -186,12 +188,15 @@ def first_tap(support: int) -> int:
     return -((support - 1) // 2)
 
 
-def tap_start(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tuple[Tensor, Tensor]:
+def tap_start(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int,
+              span: Optional[tuple[int, int]] = None) -> tuple[Tensor, Tensor]:
     """Where tap 0 of every channel starts, and the fraction its weights take (the tap rule).
 
     Returns ``start`` (int64, reduced through the padding's period so it fits) and ``f`` (float64),
-    per channel: tap ``k`` of output ``x`` reads raw index ``x + start + k``, weighted by
-    ``weights(f)[k]``; ``f`` is differentiable in ``shifts`` (``df/ds = -1``).
+    per channel: tap ``k`` at position ``x`` reads raw index ``x + start + k``, weighted by
+    ``weights(f)[k]``; ``f`` is differentiable in ``shifts`` (``df/ds = -1``). ``span`` is the
+    first and last position sampled (default ``(0, n - 1)``): a saturating padding's reduction keeps
+    every tap of those positions on the side of the axis it was on.
     """
     neg = -shifts.to(torch.float64)
     whole = (torch.floor(neg) if support % 2 == 0 else torch.round(neg)).detach()
@@ -201,8 +206,11 @@ def tap_start(shifts: Tensor, n: int, padding_fn: PaddingFn, support: int) -> tu
     if period is not None and period > 0:
         whole = torch.fmod(whole, period)  # exact in float64; the padding repeats with this period
     elif period == 0:
-        # Saturating padding: beyond this every tap is outside the axis on the same side anyway.
-        whole = whole.clamp(-(n + support), n + support)
+        # Saturating padding: beyond this every tap of every sampled position is outside the axis
+        # on the same side anyway.
+        first, last = (0, n - 1) if span is None else span
+        reach = max(last, n - first) + support
+        whole = whole.clamp(-reach, reach)
     # period None (a plugin without ``period``): used as is; it must then fit in int64.
     return whole.to(torch.int64) + first_tap(support), frac
 
@@ -213,12 +221,15 @@ def shift_axis(
     axis: int,
     padding_fn: Union[str, PaddingFn],
     interp: Union[str, Interp],
+    stride: int = 1,
+    crop: tuple[int, int] = (0, 0),
 ) -> Tensor:
     """Shift every channel of ``input`` ``(N, C, *S)`` along one spatial axis.
 
     ``axis`` indexes the spatial dims (0 is tensor dim 2); ``shifts`` has shape ``(C,)``:
-    ``out[n, c, ..., x, ...] = in[n, c, ..., x - shifts[c], ...]`` sampled with ``interp`` and
-    ``padding_fn`` applied to every tap. Computed in ``input.dtype`` (floating or complex).
+    ``out[n, c, ..., y, ...] = in[n, c, ..., p - shifts[c], ...]`` at the sampled positions
+    ``p = crop[0] + stride * y`` (every position by default), with ``interp`` and ``padding_fn``
+    applied to every tap. Computed in ``input.dtype`` (floating or complex).
     """
     padding_fn = _resolve_padding(padding_fn)
     interp = _resolve_interp(interp)
@@ -226,31 +237,36 @@ def shift_axis(
     n = input.shape[dim]
     channels = input.shape[1]
     support = interp.support
+    size = output_length(n, stride, *crop)
 
-    start, frac = tap_start(shifts, n, padding_fn, support)
+    start, frac = tap_start(shifts, n, padding_fn, support, span=(crop[0], crop[0] + stride * (size - 1)))
     weight_dtype = input.dtype.to_real() if input.dtype.is_complex else input.dtype
     weights = interp.weights(frac.to(weight_dtype))  # (C, K)
 
     taps = torch.arange(support, device=input.device)
-    positions = torch.arange(n, device=input.device)
-    raw = positions.view(1, n, 1) + start.to(input.device).view(channels, 1, 1) + taps.view(1, 1, support)
-    index = padding_fn(raw, n) if n > 0 else raw  # (C, n, K), -1 = zero
+    positions = crop[0] + stride * torch.arange(size, device=input.device)
+    raw = positions.view(1, size, 1) + start.to(input.device).view(channels, 1, 1) + taps.view(1, 1, support)
+    index = padding_fn(raw, n) if n > 0 and raw.numel() > 0 else torch.full_like(raw, -1)  # (C, size, K), -1 = zero
     inside = index >= 0
 
     moved = input.movedim(dim, -1)  # (N, C, *rest, n)
     lead = (1, channels) + (1,) * (moved.dim() - 3)
-    gathered = torch.take_along_dim(moved, index.clamp(min=0).reshape(lead + (n * support,)), dim=-1)
-    gathered = gathered.unflatten(-1, (n, support))  # (N, C, *rest, n, K)
+    index = index.clamp(min=0).reshape(lead + (size * support,)).expand(moved.shape[:-1] + (size * support,))
+    # (an empty axis reads nothing: a one-element stand-in keeps the gather in bounds)
+    source = moved if n > 0 else moved.new_zeros(moved.shape[:-1] + (1,))
+    gathered = torch.gather(source, -1, index).unflatten(-1, (size, support))  # (N, C, *rest, size, K)
     zero = torch.zeros((), dtype=input.dtype, device=input.device)
-    gathered = torch.where(inside.view(lead + (n, support)), gathered, zero)
+    gathered = torch.where(inside.view(lead + (size, support)), gathered, zero)
     out = (gathered * weights.view(lead + (1, support))).sum(-1)
     return out.movedim(-1, dim)
 
 
-def _shift_all_axes(input: Tensor, shifts: Tensor, padding_fn: PaddingFn, interp: Interp) -> Tensor:
+def _shift_all_axes(input: Tensor, shifts: Tensor, padding_fn: PaddingFn, interp: Interp,
+                    sampling: Optional[Sampling] = None) -> Tensor:
     out = input
     for axis in range(shifts.shape[1]):
-        out = shift_axis(out, shifts[:, axis], axis, padding_fn, interp)
+        stride, crop = (1, (0, 0)) if sampling is None else (sampling.stride[axis], sampling.crop[axis])
+        out = shift_axis(out, shifts[:, axis], axis, padding_fn, interp, stride, crop)
     return out
 
 
@@ -260,12 +276,16 @@ def shift(
     padding: Union[str, PaddingFn] = "zeros",
     interp: Union[str, Interp] = "linear",
     grad_interp: Union[str, Interp, None] = None,
+    stride: Union[int, Sequence[int]] = 1,
+    crop: Union[int, Sequence[Union[int, Sequence[int]]]] = 0,
 ) -> Tensor:
     """Per-channel shift of ``input`` ``(N, C, *S)`` (1 to 3 spatial dims) by ``shifts`` ``(C, d)``.
 
     ``out[n, c, x] = in[n, c, x - shifts[c]]`` (the sign of ``torch.roll``), sampled with ``interp``
     (``"nearest"`` rounds the shift half to even, ``"linear"``, ``"cubic"``) and ``padding``
     (``"zeros"``, ``"border"``, ``"periodic"``, ``"reflect"``, ``"symmetric"``, or a padding function).
+    ``stride`` and ``crop`` keep only some positions (see :mod:`shiftzoo._sampling`): output ``y``
+    of an axis is position ``crop_begin + stride * y`` of the shifted map.
 
     ``grad_interp`` (None = ``interp``) names the interpolation whose derivative gives the gradient
     to the shifts; when it differs, a straight-through construction keeps the output and the input
@@ -291,11 +311,12 @@ def shift(
     else:
         work = input.to(torch.float64)
 
+    sampling = Sampling.of(input.dim() - 2, stride, crop, "reference.shift")
     if grad_interp is interp:
-        out = _shift_all_axes(work, shifts, padding_fn, interp)
+        out = _shift_all_axes(work, shifts, padding_fn, interp, sampling)
     else:
-        value = _shift_all_axes(work, shifts.detach(), padding_fn, interp)
-        surrogate = _shift_all_axes(work.detach(), shifts, padding_fn, grad_interp)
+        value = _shift_all_axes(work, shifts.detach(), padding_fn, interp, sampling)
+        surrogate = _shift_all_axes(work.detach(), shifts, padding_fn, grad_interp, sampling)
         out = value + (surrogate - surrogate.detach())
 
     if work.dtype is dtype:

@@ -54,14 +54,35 @@ def test_unknown_interp_lists_valid_names():
         shift(X, S, grad_interp="lanczos")
 
 
+UNIT_2D = ([1, 1], [0, 0], [0, 0])  # stride, crop_begin, crop_end keeping every position
+
+
 def test_the_op_itself_checks_its_arguments():
     """torch.ops.shiftzoo.shift called directly (no Python checks) still refuses bad input."""
     with pytest.raises(ValueError, match=r"expected shifts of shape \(C, d\) = \(3, 2\)"):
-        torch.ops.shiftzoo.shift(X, torch.zeros(2, 2), "zeros", "linear", "linear")
+        torch.ops.shiftzoo.shift(X, torch.zeros(2, 2), "zeros", "linear", "linear", *UNIT_2D)
     with pytest.raises(ValueError, match=r"unknown padding 'nope'; expected one of: border, "):
-        torch.ops.shiftzoo.shift(X, S, "nope", "linear", "linear")
+        torch.ops.shiftzoo.shift(X, S, "nope", "linear", "linear", *UNIT_2D)
     with pytest.raises(ValueError, match=r"unknown interp 'nope'"):
-        torch.ops.shiftzoo.shift(X, S, "zeros", "nope", "linear")
+        torch.ops.shiftzoo.shift(X, S, "zeros", "nope", "linear", *UNIT_2D)
+    with pytest.raises(ValueError, match=r"expected stride, crop_begin and crop_end of 2 entries"):
+        torch.ops.shiftzoo.shift(X, S, "zeros", "linear", "linear", [1], [0], [0])
+    with pytest.raises(ValueError, match=r"stride must be >= 1, got \[0, 1\]"):
+        torch.ops.shiftzoo.shift(X, S, "zeros", "linear", "linear", [0, 1], [0, 0], [0, 0])
+
+
+def test_the_backward_op_checks_its_sizes():
+    """shift_backward called directly with sizes that do not fit each other is refused."""
+    g = torch.randn(1, 3, 3, 4)
+    with pytest.raises(ValueError, match=r"grad_output \[1, 3, 3, 4\] is not the sampled size of input_size"):
+        torch.ops.shiftzoo.shift_backward(g, None, S, "zeros", "nearest", "linear", [2, 2], [0, 0], [0, 0],
+                                          [1, 3, 7, 7], True, False)
+    with pytest.raises(ValueError, match=r"input_size \[1, 3, 6\] does not fit grad_output"):
+        torch.ops.shiftzoo.shift_backward(g, None, S, "zeros", "nearest", "linear", [2, 2], [0, 0], [0, 0],
+                                          [1, 3, 6], True, False)
+    gi, _ = torch.ops.shiftzoo.shift_backward(g, None, S, "zeros", "nearest", "linear", [2, 2], [0, 0], [0, 0],
+                                              [1, 3, 6, 8], True, False)
+    assert gi.shape == (1, 3, 6, 8)
 
 
 def test_tabled_op_checks_its_plan():
@@ -70,15 +91,18 @@ def test_tabled_op_checks_its_plan():
     offsets = torch.full((2, 1), -1, dtype=torch.int64)  # tap 0 of output x reads raw index x - 1
     table = torch.arange(-1, 5).expand(2, 6).contiguous()  # raw indices -1..4 (zeros), n + K - 1 = 6 entries
     weights = torch.full((2, 1, 2), 0.5, dtype=torch.float64)
-    args = (offsets, [table], weights, offsets, [table], weights, "mine")
+    unit = ([1], [0], [0])
+    args = (offsets, [table], weights, offsets, [table], weights, "mine", *unit)
     torch.ops.shiftzoo.shift_tabled(x, *args)  # a consistent plan runs
     with pytest.raises(ValueError, match=r"offset 4611686018427387904 of channel 0 is out of range"):
         big = offsets.clone()
         big[0, 0] = 2**62
-        torch.ops.shiftzoo.shift_tabled(x, big, [table], weights, offsets, [table], weights, "mine")
+        torch.ops.shiftzoo.shift_tabled(x, big, [table], weights, offsets, [table], weights, "mine", *unit)
     with pytest.raises(ValueError, match=r"expected table 0 of shape \(2, 6\) int64"):
-        torch.ops.shiftzoo.shift_tabled(x, offsets, [table[:, :5]], weights, offsets, [table], weights, "mine")
+        torch.ops.shiftzoo.shift_tabled(x, offsets, [table[:, :5]], weights, offsets, [table], weights, "mine", *unit)
+    with pytest.raises(ValueError, match=r"expected table 0 of shape \(2, 5\) int64"):  # positions 0 and 3 kept
+        torch.ops.shiftzoo.shift_tabled(x, offsets, [table], weights, offsets, [table], weights, "mine", [3], [0], [0])
     with pytest.raises(ValueError, match=r"padding 'mine' mapped index 4 on an axis of length 5 to 5"):
         bad = table.clone()
         bad[1, 5] = 5
-        torch.ops.shiftzoo.shift_tabled(x, offsets, [bad], weights, offsets, [table], weights, "mine")
+        torch.ops.shiftzoo.shift_tabled(x, offsets, [bad], weights, offsets, [table], weights, "mine", *unit)

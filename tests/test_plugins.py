@@ -180,11 +180,13 @@ def test_runtime_plugins_under_compile_and_opcheck(runtime_twins):
     torch.testing.assert_close(s.grad, want)
 
     from shiftzoo import _tabled
-    plan = _tabled.plan(x.shape, s.detach(), plugin_registry.get_padding("rt_zeros"),
-                        plugin_registry.get_interp("linear"))
-    args = (x.requires_grad_(), plan.offsets, plan.tables, plan.weights, plan.offsets, plan.tables,
-            plan.weights.clone().requires_grad_(), "rt_zeros")
-    torch.library.opcheck(torch.ops.shiftzoo.shift_tabled.default, args)
+    from shiftzoo._sampling import Sampling
+    for sampling in (Sampling.of(2), Sampling.of(2, stride=2, crop=((1, 0), (0, -1)))):
+        plan = _tabled.plan(x.shape, s.detach(), plugin_registry.get_padding("rt_zeros"),
+                            plugin_registry.get_interp("linear"), sampling)
+        args = (x.requires_grad_(), plan.offsets, plan.tables, plan.weights, plan.offsets, plan.tables,
+                plan.weights.clone().requires_grad_(), "rt_zeros", *sampling.op_args())
+        torch.library.opcheck(torch.ops.shiftzoo.shift_tabled.default, args)
 
 
 # ---- every error ------------------------------------------------------------------------------

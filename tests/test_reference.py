@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from shiftzoo import reference
 
@@ -396,3 +397,66 @@ def test_runtime_plugins_through_the_reference():
     x = torch.randn(2, 3, 6, dtype=F64, generator=gen(27))
     assert torch.equal(reference.shift(x, torch.tensor([[2.0], [-1.0], [13.0]], dtype=F64), wrap, lin),
                        roll_per_channel(x, [[2], [-1], [13]]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Strided sampling (stride, crop) against convolutions and slicing
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("kernel, stride, pad", [(3, 2, 1), (3, 2, 0), (5, 3, 2), (3, 1, 0), (4, 2, 1), (3, 2, 3)])
+def test_strided_integer_shift_equals_one_hot_depthwise_conv(dims, kernel, stride, pad):
+    """A zeros-padded strided shift by whole pixels is a strided depthwise conv whose kernel is
+    one-hot at the tap the shift reads, with crop = (e//2 - p, e - e//2 - p), e = kernel - 1."""
+    C = 4
+    size = (9, 8, 7)[:dims]
+    x = torch.randn((2, C) + size, dtype=F64, generator=gen(30 + dims))
+    reach = (kernel - 1) // 2
+    ints = torch.randint(-reach, reach + 1, (C, dims), generator=gen(31)).to(F64)
+    e = kernel - 1
+    weight = torch.zeros((C, 1) + (kernel,) * dims, dtype=F64)
+    for c in range(C):
+        weight[(c, 0) + tuple(e // 2 - int(v) for v in ints[c])] = 1.0
+    conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    want = conv(x, weight, stride=stride, padding=pad, groups=C)
+    got = reference.shift(x, ints, "zeros", "nearest", stride=stride, crop=[(e // 2 - pad, e - e // 2 - pad)] * dims)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("padding", PADDING_NAMES)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
+@pytest.mark.parametrize("stride, crop", [(2, 0), (3, [(1, 2), (1, 2)]), ((2, 1), ((1, 0), (2, 3))), (1, (2, 1))])
+def test_strided_shift_equals_full_shift_sliced(padding, interp, stride, crop):
+    x = torch.randn(2, 3, 9, 10, dtype=F64, generator=gen(32))
+    s = fractional_shifts(3, 2, 33)
+    s[0] = 1e30  # huge shifts: the reduction keeps every sampled position's taps where they were
+    strides = (stride, stride) if isinstance(stride, int) else stride
+    crops = [(c, c) if isinstance(c, int) else c for c in ((crop, crop) if isinstance(crop, int) else crop)]
+    full = reference.shift(x, s, padding, interp)
+    want = full[:, :, crops[0][0]:9 - crops[0][1]:strides[0], crops[1][0]:10 - crops[1][1]:strides[1]]
+    torch.testing.assert_close(reference.shift(x, s, padding, interp, stride=stride, crop=crop), want,
+                               atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+def test_negative_crop_reads_the_padding(interp):
+    """Positions before the axis (a conv that pads more than its kernel reaches) sample the padded
+    input: with zeros padding, the shift of the zero-padded input."""
+    x = torch.randn(2, 3, 7, dtype=F64, generator=gen(34))
+    s = fractional_shifts(3, 1, 35)
+    s[1] = -1e30
+    want = reference.shift(F.pad(x, (3, 2)), s, "zeros", interp)[..., ::2]
+    torch.testing.assert_close(reference.shift(x, s, "zeros", interp, stride=2, crop=[(-3, -2)]), want,
+                               atol=1e-12, rtol=0)
+    # a saturating padding far out: every sampled position reads the edge its taps fell beyond
+    edges = reference.shift(x, torch.tensor([[1e30], [-1e30], [5e20]], dtype=F64), "border", interp,
+                            stride=3, crop=[(-4, -5)])
+    assert torch.equal(edges[:, 0], x[:, 0, :1].expand_as(edges[:, 0]))
+    assert torch.equal(edges[:, 1], x[:, 1, -1:].expand_as(edges[:, 1]))
+
+
+def test_crop_beyond_the_axis_gives_an_empty_output():
+    x = torch.randn(2, 3, 5, 6, dtype=F64, generator=gen(36))
+    out = reference.shift(x, torch.zeros(3, 2, dtype=F64), "zeros", "linear", stride=2, crop=((3, 2), 0))
+    assert out.shape == (2, 3, 0, 3)

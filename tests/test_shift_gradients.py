@@ -111,12 +111,13 @@ def test_backward_op_skips_unrequested_gradients():
     g = torch.randn(1, 2, 5, 5)
     x = torch.randn(1, 2, 5, 5)
     s = torch.randn(2, 2)
-    gi, gs = torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", True, False)
+    unit = ([1, 1], [0, 0], [0, 0], list(x.shape))
+    gi, gs = torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", *unit, True, False)
     assert gi.shape == x.shape and gs.numel() == 0
-    gi, gs = torch.ops.shiftzoo.shift_backward(g, x, s, "zeros", "nearest", "linear", False, True)
+    gi, gs = torch.ops.shiftzoo.shift_backward(g, x, s, "zeros", "nearest", "linear", *unit, False, True)
     assert gi.numel() == 0 and gs.shape == s.shape
     with pytest.raises(ValueError, match="shift gradient needs the input"):
-        torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", False, True)
+        torch.ops.shiftzoo.shift_backward(g, None, s, "zeros", "nearest", "linear", *unit, False, True)
 
 
 def test_double_backward_raises_a_clear_error():

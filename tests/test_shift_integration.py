@@ -15,25 +15,30 @@ from shiftzoo.functional import shift
 @pytest.mark.parametrize("interp, grad_interp", [("nearest", "linear"), ("linear", "linear"),
                                                  ("cubic", "cubic"), ("nearest", "nearest")])
 @pytest.mark.parametrize("padding", PADDINGS)
-def test_opcheck_shift(interp, grad_interp, padding):
+@pytest.mark.parametrize("sampling", [([1, 1], [0, 0], [0, 0]), ([2, 3], [1, -1], [0, 2])], ids=["unit", "strided"])
+def test_opcheck_shift(interp, grad_interp, padding, sampling):
     x = torch.randn(2, 3, 4, 5, generator=gen(1), requires_grad=True)
     s = (torch.randn(3, 2, generator=gen(2)) * 2).requires_grad_()
-    torch.library.opcheck(torch.ops.shiftzoo.shift.default, (x, s, padding, interp, grad_interp))
+    torch.library.opcheck(torch.ops.shiftzoo.shift.default, (x, s, padding, interp, grad_interp, *sampling))
 
 
 @pytest.mark.parametrize("input_grad, shifts_grad", [(True, True), (True, False), (False, True)])
-def test_opcheck_shift_backward(input_grad, shifts_grad):
-    g = torch.randn(2, 3, 6, generator=gen(3))
+@pytest.mark.parametrize("stride, size", [(1, 6), (2, 3)])
+def test_opcheck_shift_backward(input_grad, shifts_grad, stride, size):
+    g = torch.randn(2, 3, size, generator=gen(3))
     x = torch.randn(2, 3, 6, generator=gen(4))
     s = torch.randn(3, 1, generator=gen(5))
     torch.library.opcheck(torch.ops.shiftzoo.shift_backward.default,
-                          (g, x, s, "reflect", "nearest", "linear", input_grad, shifts_grad))
+                          (g, x, s, "reflect", "nearest", "linear", [stride], [0], [0], [2, 3, 6], input_grad,
+                           shifts_grad))
 
 
-def test_opcheck_channels_last():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_opcheck_channels_last(stride):
     x = torch.randn(2, 3, 4, 5, generator=gen(6)).contiguous(memory_format=torch.channels_last)
     s = torch.randn(3, 2, generator=gen(7)).requires_grad_()
-    torch.library.opcheck(torch.ops.shiftzoo.shift.default, (x.requires_grad_(), s, "border", "linear", "linear"))
+    torch.library.opcheck(torch.ops.shiftzoo.shift.default,
+                          (x.requires_grad_(), s, "border", "linear", "linear", [stride, stride], [0, 0], [0, 0]))
 
 
 class TinyShiftNet(torch.nn.Module):

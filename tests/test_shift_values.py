@@ -163,18 +163,20 @@ def test_shifts_in_another_float_dtype():
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("batch", [1, 4])
-def test_deterministic_across_runs_and_thread_counts(layout, batch):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_deterministic_across_runs_and_thread_counts(layout, batch, stride):
     """Bit-identical values and gradients on 1 and several threads (channels-last with fewer
-    batch items than threads makes its input gradient apart from the correlations)."""
+    batch items than threads makes its input gradient apart from the correlations; a stride makes
+    it a scatter)."""
     x = make_input((batch, 8, 17, 19), torch.float32, layout, seed=13)
     s = fractional_shifts(8, 2, 14).float()
-    g = make_input((batch, 8, 17, 19), torch.float32, layout, seed=15)
+    g = make_input((batch, 8) + ((17, 19) if stride == 1 else (9, 10)), torch.float32, layout, seed=15)
     threads = torch.get_num_threads()
     results = []
     try:
         for n in itertools.chain([1], [max(2, threads)] * 3):
             torch.set_num_threads(n)
-            results.append(gradients(lambda a, b: shift(a, b, "reflect", "nearest", "linear"), x, s, g))
+            results.append(gradients(lambda a, b: shift(a, b, "reflect", "nearest", "linear", stride=stride), x, s, g))
     finally:
         torch.set_num_threads(threads)
     for other in results[1:]:

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "backends/core/geometry.h"
+#include "backends/core/sampling.h"
 #include "plugins/common.h"
 
 namespace shiftzoo {
@@ -30,8 +31,9 @@ inline void check_shift_args(const at::Tensor& input, const at::Tensor& shifts) 
 }
 
 // shift_tabled / shift_tabled_backward: the input, then the plan's tensors against it: offsets
-// (C, d) int64, weights (C, d, K) with 1 <= K <= kMaxSupport, and d index tables (C, n_k + K - 1)
-// int64 (what raw tap index x + offsets[c][k] + t reads, stored at position x + t).
+// (C, d) int64, weights (C, d, K) with 1 <= K <= kMaxSupport, and d index tables
+// (C, stride * (m_k - 1) + K) int64 for m_k sampled positions (what raw tap index
+// stride * y + offsets[c][k] + t reads, stored at position stride * y + t).
 inline void check_tabled_input(const at::Tensor& input) {
   TORCH_CHECK_VALUE(input.dim() >= 3 && input.dim() <= 5 && at::isFloatingType(input.scalar_type()),
                     "shiftzoo.shift_tabled: expected a floating-point input of 3 to 5 dimensions, got ",
@@ -39,7 +41,7 @@ inline void check_tabled_input(const at::Tensor& input) {
 }
 
 inline void check_tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, at::TensorList tables,
-                              const Geometry& g) {
+                              const Geometry& g, const Sampling& sampling) {
   const int d = g.spatial_dims;
   TORCH_CHECK_VALUE(offsets.scalar_type() == at::kLong && offsets.dim() == 2 && offsets.size(0) == g.channels &&
                         offsets.size(1) == d,
@@ -53,7 +55,10 @@ inline void check_tabled_plan(const at::Tensor& offsets, const at::Tensor& weigh
   TORCH_CHECK_VALUE(static_cast<int>(tables.size()) == d, "shiftzoo.shift_tabled: expected ", d,
                     " index tables, got ", tables.size());
   for (int k = 0; k < d; ++k) {
-    const int64_t length = g.size[g.first_real_axis() + k] + K - 1;
+    const int axis = g.first_real_axis() + k;
+    const int64_t m = output_length(g.size[axis], sampling.stride[axis], sampling.crop_begin[axis],
+                                    sampling.crop_end[axis]);
+    const int64_t length = m > 0 ? sampling.stride[axis] * (m - 1) + K : 0;
     TORCH_CHECK_VALUE(tables[k].scalar_type() == at::kLong && tables[k].dim() == 2 &&
                           tables[k].size(0) == g.channels && tables[k].size(1) == length,
                       "shiftzoo.shift_tabled: expected table ", k, " of shape (", g.channels, ", ", length,
@@ -61,12 +66,12 @@ inline void check_tabled_plan(const at::Tensor& offsets, const at::Tensor& weigh
   }
 }
 
-// The parameter gradient correlates grad_output with the input: it must have come, alike.
+// The parameter gradient correlates grad_output with the input: it must have come, in the same
+// dtype (its sizes are checked against the op's sampling by the driver).
 inline void check_input_for_correlation(const std::optional<at::Tensor>& input, const at::Tensor& grad_out) {
-  TORCH_CHECK_VALUE(input.has_value() && input->sizes() == grad_out.sizes() &&
-                        input->scalar_type() == grad_out.scalar_type(),
-                    "shiftzoo: the shift gradient needs the input, of the shape and dtype of ", "grad_output ",
-                    grad_out.sizes(), " ", grad_out.scalar_type());
+  TORCH_CHECK_VALUE(input.has_value() && input->scalar_type() == grad_out.scalar_type(),
+                    "shiftzoo: the shift gradient needs the input, of the dtype of grad_output ",
+                    grad_out.scalar_type());
 }
 
 }  // namespace shiftzoo

@@ -40,10 +40,14 @@ struct Geometry {
   int first_real_axis() const { return kAxes - spatial_dims; }
 };
 
-// Output positions x whose taps x + offset + t (0 <= t < K) all lie in [0, n).
-inline Span interior(int64_t n, int64_t offset, int K) {
-  const int64_t begin = std::clamp<int64_t>(-offset, 0, n);
-  const int64_t end = std::clamp<int64_t>(n - offset - (K - 1), begin, n);
+// a / b rounded down and up, for b > 0 and any sign of a.
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+// Output positions x < n_out whose taps step * x + offset + t (0 <= t < K) all lie in [0, n_in).
+inline Span interior(int64_t n_in, int64_t n_out, int64_t offset, int K, int64_t step = 1) {
+  const int64_t begin = std::clamp<int64_t>(ceil_div(-offset, step), 0, n_out);
+  const int64_t end = std::clamp<int64_t>(floor_div(n_in - K - offset, step) + 1, begin, n_out);
   return {begin, end};
 }
 

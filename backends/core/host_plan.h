@@ -6,9 +6,12 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
+#include "backends/core/sampling.h"
 #include "backends/core/shift_plan.h"
 
 namespace shiftzoo {
@@ -31,13 +34,22 @@ inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
   return values;
 }
 
-// The plan of `Interp` for shifts (C, d) in host memory, on axes whose padding repeats every
-// periods[axis] indices (0: saturates); rejects non-finite values before any kernel runs.
+// The plan of `Interp` for shifts (C, d) in host memory, sampled as `sampling` says, on axes
+// whose padding repeats every periods[axis] indices (0: saturates); rejects non-finite values
+// before any kernel runs.
 template <class Interp>
-ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const std::array<int64_t, kAxes>& periods) {
+ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const Sampling& sampling,
+                    const std::array<int64_t, kAxes>& periods) {
   ShiftPlan plan(g.channels);
   const int first = g.first_real_axis();
-  for (int axis = first; axis < kAxes; ++axis) plan.support[axis] = Interp::support;
+  std::array<int64_t, kAxes> reach{};
+  for (int axis = first; axis < kAxes; ++axis) {
+    plan.support[axis] = Interp::support;
+    plan.step[axis] = sampling.stride[axis];
+    const int64_t n = g.size[axis], begin = sampling.crop_begin[axis];
+    const int64_t m = output_length(n, sampling.stride[axis], begin, sampling.crop_end[axis]);
+    reach[axis] = saturation_reach(n, Interp::support, begin, begin + sampling.stride[axis] * std::max<int64_t>(m - 1, 0));
+  }
   const std::vector<double> values = host_shift_values(shifts);
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int k = 0; k < g.spatial_dims; ++k) {
@@ -45,20 +57,22 @@ ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const std::arra
       TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value, " for channel ", c,
                         ", spatial axis ", k);
       const int axis = first + k;
-      set_axis_taps<Interp>(plan.at(c, axis), value, g.size[axis], periods[axis]);
+      set_axis_taps<Interp>(plan.at(c, axis), value, sampling.crop_begin[axis], periods[axis], reach[axis]);
     }
   }
   return plan;
 }
 
 // The plan of a runtime plugin, computed in Python (shiftzoo/_tabled.py) and handed over as
-// tensors in host memory: offsets (C, d) int64, tap 0 of output x reads x + offsets[c][k] along
-// spatial axis k; weights (C, d, K), the tap weights. (Where the taps read comes from the
-// plugin's index tables: TabledPadding.)
-inline ShiftPlan host_tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g) {
+// tensors in host memory: offsets (C, d) int64, tap 0 of output y reads stride * y + offsets[c][k]
+// along spatial axis k (the crop included); weights (C, d, K), the tap weights. (Where the taps
+// read comes from the plugin's index tables: TabledPadding.)
+inline ShiftPlan host_tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g,
+                                  const Sampling& sampling) {
   const int d = g.spatial_dims;
   const int K = static_cast<int>(weights.size(2));
   ShiftPlan plan(g.channels);
+  plan.step = sampling.stride;
   const at::Tensor o = offsets.contiguous();
   const at::Tensor w = weights.to(at::kDouble).contiguous();
   const int64_t* op = o.const_data_ptr<int64_t>();

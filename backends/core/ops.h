@@ -5,12 +5,12 @@
 //
 //   struct Backend {
 //     using Plan = ...;  // what its kernels read (the CPU: a ShiftPlan in host memory)
-//     template <class Interp> static Plan plan(shifts, geometry, periods);  // rejects non-finite shifts
-//     static Plan tabled_plan(offsets, weights, geometry);                  // runtime plugins
+//     template <class Interp> static Plan plan(shifts, input geometry, sampling, periods);  // rejects non-finite shifts
+//     static Plan tabled_plan(offsets, weights, input geometry, sampling);                   // runtime plugins
 //     template <class Padding> static void forward(input, output, plan, padding);
 //     template <class Padding> static at::Tensor backward(grad_out, input, grad_in,
 //         value_plan or null, value_padding, grad_plan or null, grad_padding);  // (C, taps) correlations
-//     static at::Tensor contract(plan, geometry, correlations, Derivative);   // double
+//     static at::Tensor contract(plan, input geometry, correlations, Derivative);   // double
 //   };
 //
 // `Padding` is a compiled policy (plugins/padding) or a runtime plugin's TabledPadding.
@@ -30,6 +30,7 @@
 #include "backends/core/contraction.h"
 #include "backends/core/geometry.h"
 #include "backends/core/plugin_dispatch.h"
+#include "backends/core/sampling.h"
 #include "backends/core/shift_plan.h"
 
 namespace shiftzoo {
@@ -39,16 +40,19 @@ class ShiftOps {
   using Plan = typename Backend::Plan;
 
  public:
-  // out[n, c, x] = sum over taps of input[n, c, pad(x - shifts[c])] (docs/semantics.md).
+  // out[n, c, y] = sum over taps of input[n, c, pad(p - shifts[c])] at the positions p that
+  // (stride, crop_begin, crop_end) keep (docs/semantics.md).
   static at::Tensor shift(const at::Tensor& input, const at::Tensor& shifts, c10::string_view padding,
-                          c10::string_view interp, c10::string_view grad_interp) {
+                          c10::string_view interp, c10::string_view grad_interp, at::IntArrayRef stride,
+                          at::IntArrayRef crop_begin, at::IntArrayRef crop_end) {
     check_shift_args(input, shifts);
     interp_support(grad_interp);  // checks the name
-    at::Tensor output = at::empty_like(input);
+    const Sampling sampling(stride, crop_begin, crop_end, input.dim() - 2);
+    at::Tensor output = sampled_like(input, sampling);
     const Geometry g(input);
     with_padding(padding, [&](auto pad) {
-      const Plan plan = compiled_plan(shifts, g, interp, pad);  // rejects non-finite shifts, even with no data
-      if (input.numel() > 0) Backend::forward(input, output, plan, pad);
+      const Plan plan = compiled_plan(shifts, g, sampling, interp, pad);  // rejects non-finite shifts, even with no data
+      if (output.numel() > 0) Backend::forward(input, output, plan, pad);
     });
     return output;
   }
@@ -57,91 +61,132 @@ class ShiftOps {
                                                            const std::optional<at::Tensor>& input,
                                                            const at::Tensor& shifts, c10::string_view padding,
                                                            c10::string_view interp, c10::string_view grad_interp,
+                                                           at::IntArrayRef stride, at::IntArrayRef crop_begin,
+                                                           at::IntArrayRef crop_end, at::IntArrayRef input_size,
                                                            bool input_grad, bool shifts_grad) {
     check_shift_args(grad_out, shifts);
-    const Geometry g(grad_out);
+    const Sampling sampling(stride, crop_begin, crop_end, grad_out.dim() - 2);
+    check_backward_sizes(grad_out, input, input_size, sampling);
     // A single-tap gradient interpolation (nearest) has derivative zero: no work at all.
     const bool correlate = shifts_grad && interp_support(grad_interp) > 1;
     std::pair<at::Tensor, at::Tensor> grads;
     with_padding(padding, [&](auto pad) {
-      grads = backward(
-          grad_out, input, input_grad, correlate, pad, pad, [&] { return compiled_plan(shifts, g, interp, pad); },
-          [&] { return compiled_plan(shifts, g, grad_interp, pad); }, /*same_plans=*/grad_interp == interp,
-          Derivative::shifts);
+      auto plan_of = [&](std::string_view name) {
+        return [&, name](const Geometry& g) { return compiled_plan(shifts, g, sampling, name, pad); };
+      };
+      grads = backward(grad_out, input, input_size, sampling, input_grad, correlate, pad, pad, plan_of(interp),
+                       plan_of(grad_interp), /*same_plans=*/grad_interp == interp, Derivative::shifts);
     });
     auto& [grad_in, grad_shifts] = grads;
     return {grad_in, finish_parameter_gradient(grad_shifts, shifts_grad, shifts)};
   }
 
-  // The same shift for runtime plugins, planned in Python: tap 0 of output x reads x + offsets[c][k]
-  // along axis k with weights[c][k][t], through the plugin's index tables; the gradient plan
-  // (grad_*) may differ (straight-through estimators). `padding` names the plugin in errors.
+  // The same shift for runtime plugins, planned in Python: tap 0 of output y reads
+  // stride * y + offsets[c][k] along axis k with weights[c][k][t], through the plugin's index
+  // tables; the gradient plan (grad_*) may differ (straight-through estimators). `padding` names
+  // the plugin in errors.
   static at::Tensor shift_tabled(const at::Tensor& input, const at::Tensor& offsets, at::TensorList tables,
                                  const at::Tensor& weights, const at::Tensor& grad_offsets, at::TensorList grad_tables,
-                                 const at::Tensor& grad_weights, c10::string_view padding) {
+                                 const at::Tensor& grad_weights, c10::string_view padding, at::IntArrayRef stride,
+                                 at::IntArrayRef crop_begin, at::IntArrayRef crop_end) {
     check_tabled_input(input);
+    const Sampling sampling(stride, crop_begin, crop_end, input.dim() - 2);
     const Geometry g(input);
-    check_tabled_plan(grad_offsets, grad_weights, grad_tables, g);  // what the backward will read
-    check_tabled_plan(offsets, weights, tables, g);
-    const Plan plan = Backend::tabled_plan(offsets, weights, g);
-    at::Tensor output = at::empty_like(input);
-    if (input.numel() > 0) Backend::forward(input, output, plan, TabledPadding{tables, padding});
+    check_tabled_plan(grad_offsets, grad_weights, grad_tables, g, sampling);  // what the backward will read
+    check_tabled_plan(offsets, weights, tables, g, sampling);
+    const Plan plan = Backend::tabled_plan(offsets, weights, g, sampling);
+    at::Tensor output = sampled_like(input, sampling);
+    if (output.numel() > 0) Backend::forward(input, output, plan, TabledPadding{tables, padding});
     return output;
   }
 
   static std::tuple<at::Tensor, at::Tensor> shift_tabled_backward(
       const at::Tensor& grad_out, const std::optional<at::Tensor>& input, const at::Tensor& offsets,
       at::TensorList tables, const at::Tensor& weights, const at::Tensor& grad_offsets, at::TensorList grad_tables,
-      const at::Tensor& grad_weights, c10::string_view padding, bool input_grad, bool weights_grad) {
+      const at::Tensor& grad_weights, c10::string_view padding, at::IntArrayRef stride, at::IntArrayRef crop_begin,
+      at::IntArrayRef crop_end, at::IntArrayRef input_size, bool input_grad, bool weights_grad) {
     check_tabled_input(grad_out);
-    const Geometry g(grad_out);
-    check_tabled_plan(offsets, weights, tables, g);
-    check_tabled_plan(grad_offsets, grad_weights, grad_tables, g);
-    auto [grad_in, grad_w] = backward(
-        grad_out, input, input_grad, weights_grad, TabledPadding{tables, padding},
-        TabledPadding{grad_tables, padding}, [&] { return Backend::tabled_plan(offsets, weights, g); },
-        [&] { return Backend::tabled_plan(grad_offsets, grad_weights, g); }, /*same_plans=*/false,
-        Derivative::weights);
+    const Sampling sampling(stride, crop_begin, crop_end, grad_out.dim() - 2);
+    check_backward_sizes(grad_out, input, input_size, sampling);
+    auto plan_of = [&](const at::Tensor& offs, const at::Tensor& w, at::TensorList t) {
+      return [&offs, &w, t, &sampling](const Geometry& g) {
+        check_tabled_plan(offs, w, t, g, sampling);
+        return Backend::tabled_plan(offs, w, g, sampling);
+      };
+    };
+    auto [grad_in, grad_w] = backward(grad_out, input, input_size, sampling, input_grad, weights_grad,
+                                      TabledPadding{tables, padding}, TabledPadding{grad_tables, padding},
+                                      plan_of(offsets, weights, tables), plan_of(grad_offsets, grad_weights, grad_tables),
+                                      /*same_plans=*/false, Derivative::weights);
     return {grad_in, finish_parameter_gradient(grad_w, weights_grad, grad_weights)};
   }
 
  private:
   // The plan of the compiled interpolation named `interp` with padding `pad`.
   template <class Padding>
-  static Plan compiled_plan(const at::Tensor& shifts, const Geometry& g, std::string_view interp,
-                            const Padding& pad) {
+  static Plan compiled_plan(const at::Tensor& shifts, const Geometry& g, const Sampling& sampling,
+                            std::string_view interp, const Padding& pad) {
     std::array<int64_t, kAxes> periods{};
     for (int axis = 0; axis < kAxes; ++axis) periods[axis] = pad.period(g.size[axis]);
     Plan plan;
-    with_interp(interp, [&](auto policy) { plan = Backend::template plan<decltype(policy)>(shifts, g, periods); });
+    with_interp(interp, [&](auto policy) {
+      plan = Backend::template plan<decltype(policy)>(shifts, g, sampling, periods);
+    });
     return plan;
+  }
+
+  // A new tensor for the sampled positions of `input`: its very strides where every position is
+  // kept, its memory format otherwise.
+  static at::Tensor sampled_like(const at::Tensor& input, const Sampling& sampling) {
+    if (sampling.unit()) return at::empty_like(input);
+    return at::empty(sampling.output_sizes(input.sizes()), input.options().memory_format(input.suggest_memory_format()));
+  }
+
+  // The backward's sizes agree: grad_output has the sampled sizes of input_size, as has the input.
+  static void check_backward_sizes(const at::Tensor& grad_out, const std::optional<at::Tensor>& input,
+                                   at::IntArrayRef input_size, const Sampling& sampling) {
+    TORCH_CHECK_VALUE(static_cast<int64_t>(input_size.size()) == grad_out.dim() && input_size[0] == grad_out.size(0) &&
+                          input_size[1] == grad_out.size(1),
+                      "shiftzoo: input_size ", input_size, " does not fit grad_output ", grad_out.sizes());
+    for (int64_t n : input_size) TORCH_CHECK_VALUE(n >= 0, "shiftzoo: input_size ", input_size, " is negative");
+    TORCH_CHECK_VALUE(sampling.output_sizes(input_size) == grad_out.sizes(), "shiftzoo: grad_output ", grad_out.sizes(),
+                      " is not the sampled size of input_size ", input_size);
+    TORCH_CHECK_VALUE(!input.has_value() || input->sizes() == input_size, "shiftzoo: input ", input->sizes(),
+                      " does not have input_size ", input_size);
   }
 
   // Both gradients of a shift in one backend call: the input gradient (the adjoint of the forward
   // of the value plan, if `input_grad`) and, if `correlate`, the correlations that the gradient
-  // plan's parameter gradient contracts. Plans are made only when needed, once when the two are
-  // the same. Returns grad_input (an empty tensor when not asked for) and the parameter gradient
-  // in double (undefined when not computed).
+  // plan's parameter gradient contracts. Plans (make_*_plan(input geometry)) are made only when
+  // needed, once when the two are the same. Returns grad_input (an empty tensor when not asked
+  // for) and the parameter gradient in double (undefined when not computed).
   template <class Padding, class MakeValuePlan, class MakeGradPlan>
   static std::pair<at::Tensor, at::Tensor> backward(const at::Tensor& grad_out, const std::optional<at::Tensor>& input,
+                                                    at::IntArrayRef input_size, const Sampling& sampling,
                                                     bool input_grad, bool correlate, const Padding& value_pad,
                                                     const Padding& grad_pad, MakeValuePlan make_value_plan,
                                                     MakeGradPlan make_grad_plan, bool same_plans, Derivative of) {
     const bool work = grad_out.numel() > 0;
     correlate = correlate && work;
     if (correlate) check_input_for_correlation(input, grad_out);
-    at::Tensor grad_in = input_grad ? at::empty_like(input.has_value() ? *input : grad_out)
-                                    : at::empty({0}, grad_out.options());
+    at::Tensor grad_in = at::empty({0}, grad_out.options());
+    if (input_grad) {
+      const at::Tensor& like = input.has_value() ? *input : grad_out;
+      grad_in = sampling.unit() ? at::empty_like(like)
+                                : at::empty(input_size, grad_out.options().memory_format(like.suggest_memory_format()));
+      if (!work) grad_in.zero_();  // no output read any input
+    }
+    if (!(input_grad && work) && !correlate) return {grad_in, at::Tensor()};
+    const Geometry g(input_grad ? grad_in : *input);
     std::optional<Plan> value_plan, own_grad_plan;
-    if (input_grad && work) value_plan.emplace(make_value_plan());
+    if (input_grad) value_plan.emplace(make_value_plan(g));
     const Plan* grad_plan = nullptr;
-    if (correlate) grad_plan = same_plans && value_plan ? &*value_plan : &own_grad_plan.emplace(make_grad_plan());
-    if (!value_plan && !grad_plan) return {grad_in, at::Tensor()};
-    const at::Tensor correlations = Backend::backward(grad_out, correlate ? *input : grad_out, grad_in,
+    if (correlate) grad_plan = same_plans && value_plan ? &*value_plan : &own_grad_plan.emplace(make_grad_plan(g));
+    const at::Tensor correlations = Backend::backward(grad_out, correlate ? *input : grad_in, grad_in,
                                                       value_plan ? &*value_plan : nullptr, value_pad, grad_plan,
                                                       grad_pad);
     if (!correlate) return {grad_in, at::Tensor()};
-    return {grad_in, Backend::contract(*grad_plan, Geometry(grad_out), correlations, of)};
+    return {grad_in, Backend::contract(*grad_plan, g, correlations, of)};
   }
 
   // The gradient of `parameter` as the op returns it: computed (in its dtype), zeros when asked

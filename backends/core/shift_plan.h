@@ -17,7 +17,8 @@ namespace shiftzoo {
 
 struct ShiftPlan {
   std::array<int, kAxes> support{1, 1, 1};  // taps per axis
-  std::vector<AxisTaps> taps;               // [channel][axis]
+  std::array<int64_t, kAxes> step{1, 1, 1};  // tap t of output y reads step * y + offset + t
+  std::vector<AxisTaps> taps;                // [channel][axis]
 
   ShiftPlan() = default;
   // Every axis of every channel unshifted: one tap of weight 1 at offset 0. (Entries beyond an
@@ -37,18 +38,19 @@ struct ShiftPlan {
 };
 
 // The padding of a runtime plugin, as the index tables Python computed (shiftzoo/_tabled.py):
-// tables[k] (C, n_k + K - 1) int64 holds what raw tap index x + offset + t of channel c reads
-// along spatial axis k (an input index, or -1 for zero) at position x + t. `name` is the
-// plugin's, for error messages.
+// tables[k] (C, step * (m_k - 1) + K) int64 holds what raw tap index step * y + offset + t of
+// channel c reads along spatial axis k (an input index, or -1 for zero) at position
+// step * y + t. `name` is the plugin's, for error messages.
 struct TabledPadding {
   at::TensorList tables;
   std::string_view name;
 };
 
-// The plan of the in-range part of the adjoint of `forward`: along every axis, output x read
-// input x + offset + t with weight w[t], so input p receives sum_t w[t] * grad[p - offset - t], a
-// shift with offset -offset - (K - 1) and the weights reversed, read with zeros padding. (Taps
-// that left the plane and were mapped back by the padding form the adjoint's padding term.)
+// The plan of the in-range part of the adjoint of `forward`, a plan with unit sampling: along
+// every axis, output x read input x + offset + t with weight w[t], so input p receives
+// sum_t w[t] * grad[p - offset - t], a shift with offset -offset - (K - 1) and the weights
+// reversed, read with zeros padding. (Taps that left the plane and were mapped back by the padding
+// form the adjoint's padding term.)
 inline ShiftPlan reversed_plan(const ShiftPlan& forward) {
   ShiftPlan plan(forward.channels());
   plan.support = forward.support;

@@ -19,29 +19,33 @@ struct CpuBackend {
   using Plan = ShiftPlan;
 
   template <class Interp>
-  static ShiftPlan plan(const at::Tensor& shifts, const Geometry& g, const std::array<int64_t, kAxes>& periods) {
-    return host_plan<Interp>(shifts, g, periods);
+  static ShiftPlan plan(const at::Tensor& shifts, const Geometry& g, const Sampling& sampling,
+                        const std::array<int64_t, kAxes>& periods) {
+    return host_plan<Interp>(shifts, g, sampling, periods);
   }
 
-  static ShiftPlan tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g) {
-    return host_tabled_plan(offsets, weights, g);
+  static ShiftPlan tabled_plan(const at::Tensor& offsets, const at::Tensor& weights, const Geometry& g,
+                               const Sampling& sampling) {
+    return host_tabled_plan(offsets, weights, g, sampling);
   }
 
   template <class Padding>
   static void forward(const at::Tensor& input, const at::Tensor& output, const ShiftPlan& plan, const Padding& pad) {
-    const Geometry g(input);
-    cpu::forward(input, output, TapTables(plan, g, tap_source(pad, plan, g)));
+    const Geometry in_geom(input), out_geom(output);
+    cpu::forward(input, output, TapTables(plan, in_geom, out_geom, tap_source(pad, plan, in_geom)));
   }
 
+  // `input` has the input's geometry (the input itself, or where only the input gradient is
+  // asked for, grad_in); grad_out the output's.
   template <class Padding>
   static at::Tensor backward(const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& grad_in,
                              const ShiftPlan* value_plan, const Padding& value_pad, const ShiftPlan* grad_plan,
                              const Padding& grad_pad) {
-    const Geometry g(grad_out);
+    const Geometry in_geom(input), out_geom(grad_out);
     std::optional<AdjointTables> adjoint;
     std::optional<TapTables> correlate;
-    if (value_plan) adjoint.emplace(*value_plan, g, value_pad);
-    if (grad_plan) correlate.emplace(*grad_plan, g, tap_source(grad_pad, *grad_plan, g));
+    if (value_plan) adjoint.emplace(*value_plan, in_geom, out_geom, value_pad);
+    if (grad_plan) correlate.emplace(*grad_plan, in_geom, out_geom, tap_source(grad_pad, *grad_plan, in_geom));
     return cpu::backward(grad_out, input, grad_in, adjoint ? &*adjoint : nullptr, correlate ? &*correlate : nullptr);
   }
 

@@ -27,12 +27,27 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
   const T* in_data = input.const_data_ptr<T>();
   T* gin_data = input_grad ? grad_in.mutable_data_ptr<T>() : nullptr;
   const int64_t corr_per_plane = correlate ? correlate->front().taps() : 0;
-  const bool inner = channels_inner(grad_geom) && (!input_grad || channels_inner(grad_in_geom)) &&
-                     (!correlate || channels_inner(in_geom));
-  // The input gradient: the forward of grad_out with the reversed taps (zeros padding), plus the
-  // padding term, added per plane (in float for half types).
-  const TapTables* reversed = input_grad ? &input_grad->reversed() : nullptr;
+  // The input gradient where the shift samples: a scatter through the forward's taps, on its own.
+  if (const TapTables* scatter = input_grad ? input_grad->scatter_taps() : nullptr) {
+    const std::vector<A> weights = scatter->weights_as<A>();
+    if (channels_inner(grad_geom) && channels_inner(grad_in_geom)) {
+      at::parallel_for(0, grad_geom.batch, 1, [&](int64_t begin, int64_t end) {
+        k.scatter_items_channels_inner(g_data, gin_data, grad_geom, grad_in_geom, *scatter, weights.data(), begin, end);
+      });
+    } else {
+      const int64_t per_channel = scatter->front().taps();
+      for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
+        k.scatter_plane(plane_ptr(g_data, grad_geom, n, c), plane_ptr(gin_data, grad_in_geom, n, c), grad_geom,
+                        grad_in_geom, (*scatter)[c], weights.data() + c * per_channel, scratch);
+      });
+    }
+  }
+  // Otherwise the input gradient is the forward of grad_out with the reversed taps (zeros
+  // padding), plus the padding term, added per plane (in float for half types).
+  const TapTables* reversed = input_grad ? input_grad->reversed() : nullptr;
   const TapTables* padding_taps = input_grad ? input_grad->padding_taps() : nullptr;
+  const bool inner = channels_inner(grad_geom) && (!reversed || channels_inner(grad_in_geom)) &&
+                     (!correlate || channels_inner(in_geom));
   const std::vector<A> padding_weights = padding_taps ? padding_taps->weights_as<A>() : std::vector<A>();
   auto add_padding_term = [&](int64_t n, int64_t c, Scratch& scratch) {
     if (!padding_taps) return;

@@ -21,8 +21,8 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
   T* out_data = output.mutable_data_ptr<T>();
   const std::vector<Span>& runs = taps.equal_runs();
   if (channels_inner(in_geom) && channels_inner(out_geom)) {
-    const int64_t rows = in_geom.batch * in_geom.size[0] * in_geom.size[1];
-    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (in_geom.size[2] * in_geom.channels));
+    const int64_t rows = out_geom.batch * out_geom.size[0] * out_geom.size[1];
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (out_geom.size[2] * out_geom.channels));
     // Channels in runs that read alike, contiguous over at least one 32-byte vector: built a
     // vector at a time.
     const bool vector_pixels =
@@ -39,10 +39,10 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
     });
     return;
   }
-  // Single-slice planes stacked densely, channels in runs that read alike: one block copy per run
-  // of an item.
+  // Single-slice planes stacked densely, every position kept, channels in runs that read alike:
+  // one block copy per run of an item.
   const int64_t plane = in_geom.plane_numel();
-  const bool stacked = in_geom.size[0] == 1 && dense_rows(in_geom) && dense_rows(out_geom) &&
+  const bool stacked = taps.unit_sampling() && in_geom.size[0] == 1 && dense_rows(in_geom) && dense_rows(out_geom) &&
                        in_geom.stride_c == plane && out_geom.stride_c == plane;
   if (stacked && !runs.empty()) {
     const int64_t R = static_cast<int64_t>(runs.size());

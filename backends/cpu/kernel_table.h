@@ -46,6 +46,15 @@ struct Kernels {
   // Adds the padding term of plane (n, c) of an input gradient (weights: the channel's, in Accum).
   void (*add_padding_term)(const T* grad, T* grad_in, const Geometry& grad_geom, const Geometry& grad_in_geom,
                            const ChannelTaps& taps, const Accum* weights, Scratch& scratch);
+  // The input gradient of plane (n, c) of a shift that samples: a scatter through the channel's
+  // taps (weights: the channel's, in Accum).
+  void (*scatter_plane)(const T* grad, T* grad_in, const Geometry& grad_geom, const Geometry& grad_in_geom,
+                        const ChannelTaps& taps, const Accum* weights, Scratch& scratch);
+  // The same for batch items [item_begin, item_end) of a channels-inner layout (weights: every
+  // channel's, taps() apart).
+  void (*scatter_items_channels_inner)(const T* grad, T* grad_in, const Geometry& grad_geom,
+                                       const Geometry& grad_in_geom, const TapTables& taps, const Accum* weights,
+                                       int64_t item_begin, int64_t item_end);
   // Backward of batch items [item_begin, item_end) of a channels-inner layout: input gradient
   // rows (with `input_grad`, its reversed taps and their weights) and tap correlations
   // (corr[(n * C + c) * taps + i]).

@@ -23,17 +23,19 @@ namespace shiftzoo::cpu {
 struct ChannelTaps {
   // Leading axes (D, H): which input rows an output row reads.
   int kd = 1, kh = 1;
-  const int64_t* src_z = nullptr;  // [D][kd]: input index or kZeroTap
-  const int64_t* src_y = nullptr;  // [H][kh]
-  int64_t offset_z = 0;            // src_z[z * kd + a] == z + offset_z + a for z in inner_z
+  const int64_t* src_z = nullptr;  // [D_out][kd]: input index or kZeroTap
+  const int64_t* src_y = nullptr;  // [H_out][kh]
+  int64_t offset_z = 0;            // src_z[z * kd + a] == step_z * z + offset_z + a for z in inner_z
   Span inner_z{0, 0};
-  int64_t offset_y = 0;            // src_y[y * kh + b] == y + offset_y + b for y in inner_y
+  int64_t offset_y = 0;            // src_y[y * kh + b] == step_y * y + offset_y + b for y in inner_y
   Span inner_y{0, 0};
-  // Last axis (W): tap t of output x reads x + offset + t inside `inner`; the few positions
-  // outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e], e < edges.
+  // Last axis (W): tap t of output x reads step_x * x + offset + t inside `inner`; the few
+  // positions outside it read edge_src[e * kw + t] (an index or kZeroTap) for x = edge_x[e].
   int kw = 1;
   int64_t offset = 0;
   Span inner{0, 0};
+  // The sampling steps (core/sampling.h: the op's stride); 1 where every position is kept.
+  int64_t step_z = 1, step_y = 1, step_x = 1;
   int64_t edges = 0;
   const int64_t* edge_x = nullptr;
   const int64_t* edge_src = nullptr;
@@ -46,64 +48,73 @@ struct ChannelTaps {
   int64_t edge_index(int64_t x) const { return x < inner.begin ? x : inner.begin + (x - inner.end); }
   // The input x that tap t of output x reads along W, or kZeroTap.
   int64_t source_x(int64_t x, int t = 0) const {
-    return x >= inner.begin && x < inner.end ? x + offset + t : edge_src[edge_index(x) * kw + t];
+    return x >= inner.begin && x < inner.end ? step_x * x + offset + t : edge_src[edge_index(x) * kw + t];
   }
-  // What raw index j + offset_a reads along a leading axis of length n whose table (src_z or
-  // src_y, [n][k]) has offset offset_a: tap j - p of position p = min(j, n - 1), for j < n + k - 1.
+  // What raw index j + offset_a reads along a leading axis whose table (src_z or src_y,
+  // [n_out][k], sampling step `step`) has offset offset_a: tap j - step * p of position
+  // p = min(j / step, n_out - 1), or kZeroTap where no tap of any position has that raw index.
   // (Tables are functions of the raw index: fill_axis.)
-  static int64_t lead_source(const int64_t* table, int k, int64_t n, int64_t j) {
-    const int64_t p = std::min(j, n - 1);
-    return table[p * k + (j - p)];
+  static int64_t lead_source(const int64_t* table, int k, int64_t n_out, int64_t step, int64_t j) {
+    const int64_t p = std::min(j / step, n_out - 1);
+    const int64_t t = j - step * p;
+    return t < k ? table[p * k + t] : kZeroTap;
   }
 
-  // Index slots of one axis's table for tap offset `offset` and k taps: D and H, [n][k] sources;
-  // W, the edge positions (outside the interior) then their [edges][k] sources.
-  static int64_t axis_slots(const Geometry& g, int axis, int64_t offset, int k) {
-    if (axis < 2) return g.size[axis] * k;
-    const Span in = interior(g.size[2], offset, k);
-    return (g.size[2] - (in.end - in.begin)) * (1 + k);
+  // Index slots of one axis's table for tap offset `offset`, k taps and sampling step `step`: D
+  // and H, [n_out][k] sources; W, the edge positions (outside the interior) then their [edges][k]
+  // sources.
+  static int64_t axis_slots(const Geometry& in_geom, const Geometry& out_geom, int axis, int64_t offset, int k,
+                            int64_t step) {
+    const int64_t n_out = out_geom.size[axis];
+    if (axis < 2) return n_out * k;
+    const Span in = interior(in_geom.size[2], n_out, offset, k, step);
+    return (n_out - (in.end - in.begin)) * (1 + k);
   }
 
-  // Fills the table of `axis` for tap offset `offset` and k taps (channel c's sources) into out.
-  // Every entry is source(c, axis, raw index): what a tap reads depends on its raw index alone
-  // (the channels-inner kernels gather by raw index and share the gathered rows between taps).
+  // Fills the table of `axis` for tap offset `offset`, k taps and sampling step `step` (channel
+  // c's sources) into out. Every entry is source(c, axis, raw index): what a tap reads depends on
+  // its raw index alone (the channels-inner kernels gather by raw index and share the gathered
+  // rows between taps).
   template <class Source>
-  static void fill_axis(const Source& source, int64_t c, int axis, int64_t offset, int k, const Geometry& g,
-                        int64_t* out) {
-    const int64_t n = g.size[axis];
+  static void fill_axis(const Source& source, int64_t c, int axis, int64_t offset, int k, int64_t step,
+                        const Geometry& in_geom, const Geometry& out_geom, int64_t* out) {
+    const int64_t n_out = out_geom.size[axis];
     if (axis < 2) {
-      for (int64_t i = 0; i < n; ++i)
-        for (int t = 0; t < k; ++t) *out++ = source(c, axis, i + offset + t);
+      for (int64_t i = 0; i < n_out; ++i)
+        for (int t = 0; t < k; ++t) *out++ = source(c, axis, step * i + offset + t);
       return;
     }
-    const Span in = interior(n, offset, k);
+    const Span in = interior(in_geom.size[2], n_out, offset, k, step);
     int64_t* ex = out;
-    int64_t* es = out + (n - (in.end - in.begin));
-    for (int64_t x = 0; x < n; ++x) {
+    int64_t* es = out + (n_out - (in.end - in.begin));
+    for (int64_t x = 0; x < n_out; ++x) {
       if (x == in.begin) x = in.end;
-      if (x >= n) break;
+      if (x >= n_out) break;
       *ex++ = x;
-      for (int t = 0; t < k; ++t) *es++ = source(c, 2, x + offset + t);
+      for (int t = 0; t < k; ++t) *es++ = source(c, 2, step * x + offset + t);
     }
   }
 
   // Channel c of `plan`, reading its three axis tables (as fill_axis wrote them) and keeping its
   // tap weights in weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
-  void set(const ShiftPlan& plan, int64_t c, const Geometry& g, const std::array<const int64_t*, kAxes>& tables,
-           double* weight_storage, double* factor_storage) {
+  void set(const ShiftPlan& plan, int64_t c, const Geometry& in_geom, const Geometry& out_geom,
+           const std::array<const int64_t*, kAxes>& tables, double* weight_storage, double* factor_storage) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
     kw = plan.support[2];
+    step_z = plan.step[0];
+    step_y = plan.step[1];
+    step_x = plan.step[2];
     src_z = tables[0];
     offset_z = td.offset;
-    inner_z = interior(g.size[0], offset_z, kd);
+    inner_z = interior(in_geom.size[0], out_geom.size[0], offset_z, kd, step_z);
     src_y = tables[1];
     offset_y = th.offset;
-    inner_y = interior(g.size[1], offset_y, kh);
+    inner_y = interior(in_geom.size[1], out_geom.size[1], offset_y, kh, step_y);
     offset = tw.offset;
-    inner = interior(g.size[2], offset, kw);
-    edges = g.size[2] - (inner.end - inner.begin);
+    inner = interior(in_geom.size[2], out_geom.size[2], offset, kw, step_x);
+    edges = out_geom.size[2] - (inner.end - inner.begin);
     edge_x = tables[2];
     edge_src = tables[2] + edges;
     for (int a = 0; a < kd; ++a)
@@ -119,7 +130,8 @@ struct ChannelTaps {
   }
 
   // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint
-  // then has a padding term for this channel.
+  // then has a padding term for this channel. (Unit sampling: the plane's input and output have
+  // the geometry g.)
   bool reads_padding(const Geometry& g) const {
     for (int64_t z = 0; z < g.size[0]; ++z)
       for (int a = 0; a < kd; ++a)
@@ -148,25 +160,33 @@ struct ChannelTaps {
   }
 };
 
-// The tap tables of every channel of a plan, built once per call. A source that reads alike for
-// every channel (a compiled padding) gives one table per axis and distinct offset, shared by the
-// channels: a few tables instead of C, which matters for many channels of small planes; then the
-// runs of channels with equal offsets also move as blocks (equal_runs). Other sources (runtime
-// plugins' tables) give each channel its own, built in parallel.
+// Whether a channel's taps keep every position of a plane of geometry in_geom as out_geom.
+inline bool unit_sampling(const ChannelTaps& taps, const Geometry& in_geom, const Geometry& out_geom) {
+  return taps.step_z == 1 && taps.step_y == 1 && taps.step_x == 1 && in_geom.size == out_geom.size;
+}
+
+// The tap tables of every channel of a plan, built once per call, for an input of geometry
+// `in_geom` and an output of geometry `out_geom` (their sizes differ where the plan samples). A
+// source that reads alike for every channel (a compiled padding) gives one table per axis and
+// distinct offset, shared by the channels: a few tables instead of C, which matters for many
+// channels of small planes; then the runs of channels with equal offsets also move as blocks
+// (equal_runs). Other sources (runtime plugins' tables) give each channel its own, built in
+// parallel.
 class TapTables {
  public:
   template <class Source>
-  TapTables(const ShiftPlan& plan, const Geometry& g, const Source& source)
+  TapTables(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom, const Source& source)
       : weight_slots_(plan.taps_per_channel()),
         factor_slots_(plan.support[0] + plan.support[1] + plan.support[2]),
-        weights_(g.channels * weight_slots_),
-        factors_(g.channels * factor_slots_),
-        channels_(g.channels) {
+        weights_(in_geom.channels * weight_slots_),
+        factors_(in_geom.channels * factor_slots_),
+        channels_(in_geom.channels),
+        unit_sampling_(plan.step == std::array<int64_t, kAxes>{1, 1, 1} && in_geom.size == out_geom.size) {
     if constexpr (Source::same_for_every_channel) {
-      build_shared(plan, g, source);
+      build_shared(plan, in_geom, out_geom, source);
       runs_ = equal_tap_runs(plan);
     } else {
-      build_per_channel(plan, g, source);
+      build_per_channel(plan, in_geom, out_geom, source);
     }
   }
   TapTables(const TapTables&) = delete;
@@ -180,53 +200,62 @@ class TapTables {
   std::vector<A> weights_as() const { return std::vector<A>(weights_.begin(), weights_.end()); }
   // Ranges of consecutive single-tap channels that read alike (equal_tap_runs; empty if none).
   const std::vector<Span>& equal_runs() const { return runs_; }
+  // Whether every position is kept: output and input have one geometry, every step is 1 (the
+  // kernels' dense block paths need it).
+  bool unit_sampling() const { return unit_sampling_; }
 
  private:
   template <class Source>
-  void build_per_channel(const ShiftPlan& plan, const Geometry& g, const Source& source) {
-    std::vector<int64_t> start(g.channels * kAxes + 1, 0);  // table (c, axis) at start[c * kAxes + axis]
-    for (int64_t c = 0; c < g.channels; ++c)
+  void build_per_channel(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom,
+                         const Source& source) {
+    const int64_t C = in_geom.channels;
+    std::vector<int64_t> start(C * kAxes + 1, 0);  // table (c, axis) at start[c * kAxes + axis]
+    for (int64_t c = 0; c < C; ++c)
       for (int axis = 0; axis < kAxes; ++axis) {
         const int64_t i = c * kAxes + axis;
-        start[i + 1] = start[i] + ChannelTaps::axis_slots(g, axis, plan.at(c, axis).offset, plan.support[axis]);
+        start[i + 1] = start[i] + ChannelTaps::axis_slots(in_geom, out_geom, axis, plan.at(c, axis).offset,
+                                                          plan.support[axis], plan.step[axis]);
       }
     indices_.resize(start.back());
-    const int64_t grain = std::max<int64_t>(1, 4096 * g.channels / std::max<int64_t>(1, start.back()));
-    at::parallel_for(0, g.channels, grain, [&](int64_t begin, int64_t end) {
+    const int64_t grain = std::max<int64_t>(1, 4096 * C / std::max<int64_t>(1, start.back()));
+    at::parallel_for(0, C, grain, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
         std::array<const int64_t*, kAxes> tables{};
         for (int axis = 0; axis < kAxes; ++axis) {
           int64_t* table = indices_.data() + start[c * kAxes + axis];
-          ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], g, table);
+          ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], plan.step[axis],
+                                 in_geom, out_geom, table);
           tables[axis] = table;
         }
-        channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
+        channels_[c].set(plan, c, in_geom, out_geom, tables, weights_.data() + c * weight_slots_,
+                         factors_.data() + c * factor_slots_);
       }
     });
   }
 
   // Per axis: the distinct offsets (over the range the channels use), one table each.
   template <class Source>
-  void build_shared(const ShiftPlan& plan, const Geometry& g, const Source& source) {
-    if (g.channels == 0) return;
+  void build_shared(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom, const Source& source) {
+    const int64_t C = in_geom.channels;
+    if (C == 0) return;
     std::array<int64_t, kAxes> low{};
     std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
     int64_t total = 0;
     for (int axis = 0; axis < kAxes; ++axis) {
       int64_t lo = plan.at(0, axis).offset, hi = lo;
-      for (int64_t c = 1; c < g.channels; ++c) {
+      for (int64_t c = 1; c < C; ++c) {
         lo = std::min(lo, plan.at(c, axis).offset);
         hi = std::max(hi, plan.at(c, axis).offset);
       }
       low[axis] = lo;
       // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
       table_of[axis].assign(hi - lo + 1, -1);
-      for (int64_t c = 0; c < g.channels; ++c) {
+      for (int64_t c = 0; c < C; ++c) {
         const int64_t offset = plan.at(c, axis).offset;
         int64_t& at = table_of[axis][offset - lo];
         if (at < 0) {
           at = total;
-          total += ChannelTaps::axis_slots(g, axis, offset, plan.support[axis]);
+          total += ChannelTaps::axis_slots(in_geom, out_geom, axis, offset, plan.support[axis], plan.step[axis]);
         }
       }
     }
@@ -234,13 +263,14 @@ class TapTables {
     for (int axis = 0; axis < kAxes; ++axis)
       for (int64_t i = 0; i < static_cast<int64_t>(table_of[axis].size()); ++i)
         if (table_of[axis][i] >= 0)
-          ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], g,
-                                 indices_.data() + table_of[axis][i]);
-    for (int64_t c = 0; c < g.channels; ++c) {
+          ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], plan.step[axis], in_geom,
+                                 out_geom, indices_.data() + table_of[axis][i]);
+    for (int64_t c = 0; c < C; ++c) {
       std::array<const int64_t*, kAxes> tables{};
       for (int axis = 0; axis < kAxes; ++axis)
         tables[axis] = indices_.data() + table_of[axis][plan.at(c, axis).offset - low[axis]];
-      channels_[c].set(plan, c, g, tables, weights_.data() + c * weight_slots_, factors_.data() + c * factor_slots_);
+      channels_[c].set(plan, c, in_geom, out_geom, tables, weights_.data() + c * weight_slots_,
+                       factors_.data() + c * factor_slots_);
     }
   }
 
@@ -249,34 +279,45 @@ class TapTables {
   std::vector<double> weights_, factors_;
   std::vector<ChannelTaps> channels_;
   std::vector<Span> runs_;
+  bool unit_sampling_;
 };
 
-// The tables of an input gradient, from the forward's plan: the forward of grad_output with the
-// reversed plan (reversed_plan: the adjoint of the in-range taps), plus the padding term where a
-// padding maps taps that left the plane back to inputs (every padding but zeros): those taps
-// give their input what they read from it, found in the forward's own tables (`padding_taps`,
-// null when no channel has such a tap; never built when the padding reads zero outside).
+// The tables of an input gradient, from the forward's plan (input of geometry in_geom, output,
+// i.e. grad_output, of geometry out_geom). With unit sampling, a gather: the forward of
+// grad_output with the reversed plan (reversed_plan: the adjoint of the in-range taps), plus the
+// padding term where a padding maps taps that left the plane back to inputs (every padding but
+// zeros): those taps give their input what they read from it, found in the forward's own tables
+// (`padding_taps`, null when no channel has such a tap; never built when the padding reads zero
+// outside). Where the forward samples, a scatter: every tap of every output, through the
+// forward's own tables (`scatter_taps`), adds its term to the input it read.
 class AdjointTables {
  public:
   template <class Padding>
-  AdjointTables(const ShiftPlan& forward, const Geometry& g, const Padding& pad)
-      : reversed_(reversed_plan(forward), g, PolicySource<padding::zeros>{{}, g}) {
+  AdjointTables(const ShiftPlan& forward, const Geometry& in_geom, const Geometry& out_geom, const Padding& pad) {
+    const bool unit = forward.step == std::array<int64_t, kAxes>{1, 1, 1} && in_geom.size == out_geom.size;
+    if (!unit) {
+      forward_.emplace(forward, in_geom, out_geom, tap_source(pad, forward, in_geom));
+      scatter_taps_ = &*forward_;
+      return;
+    }
+    reversed_.emplace(reversed_plan(forward), out_geom, in_geom, PolicySource<padding::zeros>{{}, out_geom});
     if constexpr (outside_is_zero<Padding>::value) return;
-    forward_.emplace(forward, g, tap_source(pad, forward, g));
-    for (int64_t c = 0; c < g.channels; ++c) {
-      if ((*forward_)[c].reads_padding(g)) {
+    forward_.emplace(forward, in_geom, out_geom, tap_source(pad, forward, in_geom));
+    for (int64_t c = 0; c < in_geom.channels; ++c) {
+      if ((*forward_)[c].reads_padding(in_geom)) {
         padding_taps_ = &*forward_;
         break;
       }
     }
   }
-  const TapTables& reversed() const { return reversed_; }
+  const TapTables* reversed() const { return reversed_ ? &*reversed_ : nullptr; }
   const TapTables* padding_taps() const { return padding_taps_; }
+  const TapTables* scatter_taps() const { return scatter_taps_; }
 
  private:
-  TapTables reversed_;
-  std::optional<TapTables> forward_;
+  std::optional<TapTables> reversed_, forward_;
   const TapTables* padding_taps_ = nullptr;
+  const TapTables* scatter_taps_ = nullptr;
 };
 
 }  // namespace shiftzoo::cpu

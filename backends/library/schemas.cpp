@@ -5,25 +5,34 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(shiftzoo, m) {
-  // out[n, c, x] = sum over taps of input[n, c, pad(x - shifts[c])] (docs/semantics.md), with the
-  // compiled plugins `padding` and `interp`. grad_interp only matters to autograd: its
-  // derivative gives the gradient to the shifts.
-  m.def("shift(Tensor input, Tensor shifts, str padding, str interp, str grad_interp) -> Tensor");
+  // out[n, c, y] = sum over taps of input[n, c, pad(p - shifts[c])] (docs/semantics.md), with the
+  // compiled plugins `padding` and `interp`, at the positions p = crop_begin + stride * y of
+  // [crop_begin, n - crop_end) along each spatial axis (one entry per axis; stride 1 and no crop
+  // keep every position). grad_interp only matters to autograd: its derivative gives the gradient
+  // to the shifts.
+  m.def(
+      "shift(Tensor input, Tensor shifts, str padding, str interp, str grad_interp, int[] stride, "
+      "int[] crop_begin, int[] crop_end) -> Tensor");
   // Both gradients of `shift` in one pass. A gradient that is not asked for comes back as an
-  // empty tensor and costs nothing; `input` is needed only for the shift gradient.
+  // empty tensor and costs nothing; `input` is needed only for the shift gradient, `input_size`
+  // gives the input gradient's shape.
   m.def(
       "shift_backward(Tensor grad_output, Tensor? input, Tensor shifts, str padding, str interp, "
-      "str grad_interp, bool input_grad, bool shifts_grad) -> (Tensor, Tensor)");
+      "str grad_interp, int[] stride, int[] crop_begin, int[] crop_end, SymInt[] input_size, bool input_grad, "
+      "bool shifts_grad) -> (Tensor, Tensor)");
   // The same shift for runtime plugins, planned in Python: per channel and spatial axis k, tap t
-  // of output x reads tables[k][c][x + t] (an index, or -1 for zero) with weight weights[c][k][t];
-  // tap 0 sits at raw index x + offsets[c][k]. The value uses (offsets, tables, weights); autograd
-  // differentiates with respect to grad_weights, whose plan (grad_*) may differ (straight-through
-  // estimators). `padding` names the plugin in error messages.
+  // of output y reads tables[k][c][stride * y + t] (an index, or -1 for zero) with weight
+  // weights[c][k][t]; tap 0 sits at raw index stride * y + offsets[c][k] (the crop included).
+  // The value uses (offsets, tables, weights); autograd differentiates with respect to
+  // grad_weights, whose plan (grad_*) may differ (straight-through estimators). `padding` names
+  // the plugin in error messages.
   m.def(
       "shift_tabled(Tensor input, Tensor offsets, Tensor[] tables, Tensor weights, "
-      "Tensor grad_offsets, Tensor[] grad_tables, Tensor grad_weights, str padding) -> Tensor");
+      "Tensor grad_offsets, Tensor[] grad_tables, Tensor grad_weights, str padding, int[] stride, "
+      "int[] crop_begin, int[] crop_end) -> Tensor");
   m.def(
       "shift_tabled_backward(Tensor grad_output, Tensor? input, Tensor offsets, Tensor[] tables, "
       "Tensor weights, Tensor grad_offsets, Tensor[] grad_tables, Tensor grad_weights, str padding, "
-      "bool input_grad, bool weights_grad) -> (Tensor, Tensor)");
+      "int[] stride, int[] crop_begin, int[] crop_end, SymInt[] input_size, bool input_grad, "
+      "bool weights_grad) -> (Tensor, Tensor)");
 }

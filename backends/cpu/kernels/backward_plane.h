@@ -140,13 +140,14 @@ void correlate_dense_block(const T* g_slice, const T* in_plane, int64_t in_strid
 template <typename T>
 void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_geom, const Geometry& in_geom,
                      const ChannelTaps& taps, double* plane_corr, Scratch& scratch) {
-  const int64_t D = grad_geom.size[0], H = grad_geom.size[1], W = grad_geom.size[2];
-  // Dense planes do their interior block in one flat pass; other rows go one by one.
-  const bool dense = dense_rows(grad_geom) && dense_rows(in_geom);
+  const int64_t D = grad_geom.size[0], H = grad_geom.size[1], W = grad_geom.size[2], W_in = in_geom.size[2];
+  // Dense planes, every position kept, do their interior block in one flat pass; other rows go
+  // one by one.
+  const bool dense = unit_sampling(taps, in_geom, grad_geom) && dense_rows(grad_geom) && dense_rows(in_geom);
   const Span flat = dense ? dense_block(taps, W) : Span{0, 0};
   const bool block = flat.end > flat.begin;
   T* const grad_row = scratch.grad_row.get<T>(W);
-  T* const input_row = scratch.input_row.get<T>(W);
+  T* const input_row = scratch.input_row.get<T>(W_in);
   T* const g_masked = block ? scratch.masked_grad.get<T>(H * W) : nullptr;
   for (int64_t z = 0; z < D; ++z) {
     const T* g_slice = g_plane + z * grad_geom.stride[0];
@@ -155,8 +156,8 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_g
       if (block && y >= taps.inner_y.begin && y < taps.inner_y.end) continue;  // done above
       const T* g_row = contiguous_row(g_slice + y * grad_geom.stride[1], grad_geom.stride[2], W, grad_row);
       taps.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
-        const T* in_row = contiguous_row(in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1], in_geom.stride[2], W,
-                                         input_row);
+        const T* in_row = contiguous_row(in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1], in_geom.stride[2],
+                                         W_in, input_row);
         with_taps(taps.kw, [&](auto kt) { correlate_row<kt()>(g_row, in_row, taps, plane_corr + lead * taps.kw); });
       });
     }
@@ -170,8 +171,7 @@ void correlate_plane_in_float(const T* g_plane, const T* in_plane, const Geometr
                               const ChannelTaps& taps, double* plane_corr, Scratch& scratch) {
   const float* g = plane_in_float(g_plane, grad_geom, scratch.grad_float);
   const float* in = plane_in_float(in_plane, in_geom, scratch.input_float);
-  const Geometry dense = dense_plane(grad_geom);
-  correlate_plane<float>(g, in, dense, dense, taps, plane_corr, scratch);
+  correlate_plane<float>(g, in, dense_plane(grad_geom), dense_plane(in_geom), taps, plane_corr, scratch);
 }
 
 // Adds the padding term of the input gradient of plane (n, c), any strides: the in-range part of
@@ -226,6 +226,51 @@ void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, co
   float* gin_f = plane_in_float(gin, grad_in_geom, scratch.input_grad_float);
   const Geometry dense = dense_plane(grad_geom);
   add_padding_term(g_f, gin_f, dense, dense, taps, weights, scratch);
+  dense_to_plane(gin_f, grad_in_geom, gin);
+}
+
+// The input gradient of plane (n, c) of a shift that samples (a stride or a crop), any strides:
+// zeroed, then every tap of every output adds w * grad_out to the input it read, through the
+// channel's tables (padding included). In a fixed order: deterministic. `weights`: the channel's,
+// in A. (Unit sampling takes the gather form instead: the forward with the reversed taps.)
+template <typename T>
+void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom, const ChannelTaps& taps,
+                   const at::opmath_type<T>* weights, Scratch&) {
+  using A = at::opmath_type<T>;
+  const int64_t xs = grad_in_geom.stride[2], gs = grad_geom.stride[2];
+  for (int64_t z = 0; z < grad_in_geom.size[0]; ++z)
+    for (int64_t y = 0; y < grad_in_geom.size[1]; ++y) {
+      T* row = gin + z * grad_in_geom.stride[0] + y * grad_in_geom.stride[1];
+      for (int64_t x = 0; x < grad_in_geom.size[2]; ++x) row[x * xs] = T(0);
+    }
+  const int K = taps.kw;
+  for (int64_t z = 0; z < grad_geom.size[0]; ++z) {
+    for (int64_t y = 0; y < grad_geom.size[1]; ++y) {
+      const T* g_row = g + z * grad_geom.stride[0] + y * grad_geom.stride[1];
+      taps.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
+        T* gin_row = gin + sz * grad_in_geom.stride[0] + sy * grad_in_geom.stride[1];
+        const A* w = weights + lead * K;
+        for (int64_t x = 0; x < grad_geom.size[2]; ++x) {
+          const A value = static_cast<A>(g_row[x * gs]);
+          for (int t = 0; t < K; ++t) {
+            const int64_t j = taps.source_x(x, t);
+            if (j != kZeroTap) gin_row[j * xs] = static_cast<T>(static_cast<A>(gin_row[j * xs]) + w[t] * value);
+          }
+        }
+      });
+    }
+  }
+}
+
+// scatter_plane for a half type: the plane's grad_out and input gradient in float (dense, in the
+// task's scratch), so that the terms add up in float and round once.
+template <typename T>
+void scatter_plane_in_float(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom,
+                            const ChannelTaps& taps, const float* weights, Scratch& scratch) {
+  const float* g_f = plane_in_float(g, grad_geom, scratch.grad_float);
+  float* gin_f = scratch.input_grad_float.get<float>(grad_in_geom.plane_numel());
+  const Geometry dense_in = dense_plane(grad_in_geom);
+  scatter_plane(g_f, gin_f, dense_plane(grad_geom), dense_in, taps, weights, scratch);
   dense_to_plane(gin_f, grad_in_geom, gin);
 }
 

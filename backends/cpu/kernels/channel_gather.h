@@ -25,11 +25,12 @@ void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const T* const* sources
 }
 
 // What every channel reads along one row, gathered into a row of `width` pixels. Gathered row
-// (a, j) holds at pixel x, for channel c, the input at raw index x + offset_c along W (through the
-// padding; 0 where it reads nothing) of the input row that the channel's D tap a and raw H index
-// j + offset_y_c read. Output row (z, y)'s taps (a, b, t) at pixel x then read gathered row
-// (a, y + b) at pixel x + t, for every channel alike: with width = W + K - 1 every tap of every
-// output pixel is there, and consecutive output rows share gathered rows.
+// (a, j) holds at pixel x, for channel c, the input at raw index pixel_step * x + offset_c along W
+// (through the padding; 0 where it reads nothing) of the input row that the channel's D tap a and
+// raw H index j + offset_y_c read. Output row (z, y)'s taps (a, b, t) at pixel x then read gathered
+// row (a, step_y * y + b) at pixel step_x * x + t (pixel_step 1: every raw index, width
+// step_x * (W_out - 1) + K), for every channel alike, and consecutive output rows share gathered
+// rows; a single-tap shift gathers its output row itself (pixel_step = step_x, width W_out).
 // Pixel by pixel, channel by channel (channels are adjacent in memory): the pixels `common`,
 // where every regular channel reads inside the input row, straight from the moved source rows;
 // the few outside it (at most kEdge at each end) through a table built once; the channels shifted
@@ -37,13 +38,18 @@ void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const T* const* sources
 template <typename T>
 class ChannelRowGather {
  public:
-  ChannelRowGather(const TapTables& taps, const Geometry& in_geom, int64_t width)
-      : taps_(taps), in_geom_(in_geom), C_(in_geom.channels), W_(in_geom.size[2]), width_(width), row_shift_(C_), x_shift_(C_),
-        zero_row_(width * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)), rows_(C_), sources_(C_) {
+  ChannelRowGather(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom, int64_t width,
+                   int64_t pixel_step)
+      : taps_(taps), in_geom_(in_geom), C_(in_geom.channels), W_(in_geom.size[2]), width_(width),
+        pixel_step_(pixel_step), out_size_(out_geom.size), row_shift_(C_), x_shift_(C_),
+        zero_row_(std::max(width * pixel_step, W_) * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)),
+        rows_(C_), sources_(C_) {
     std::vector<bool> regular(C_);
+    const ChannelTaps& front = taps.front();
     common_ = {0, width};
-    inside_z_ = {0, in_geom.size[0] + taps.front().kd - 1};
-    inside_y_ = {0, in_geom.size[1] + taps.front().kh - 1};
+    // every raw (D, H) index some output reads
+    inside_z_ = {0, front.step_z * std::max<int64_t>(out_size_[0] - 1, 0) + front.kd};
+    inside_y_ = {0, front.step_y * std::max<int64_t>(out_size_[1] - 1, 0) + front.kh};
     for (int64_t c = 0; c < C_; ++c) {
       const ChannelTaps& t = taps[c];
       row_shift_[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
@@ -69,11 +75,11 @@ class ChannelRowGather {
   }
 
   // Gathered row (a, j) of batch item n (input at in_n) for output rows in D-slice z, pixel x's
-  // channels at out[x * os + c * ocs]; j < H + kh - 1.
+  // channels at out[x * os + c * ocs]; j is a raw H index some output row reads.
   template <typename G>
   void gather(const T* in_n, int64_t z, int a, int64_t j, G* out, int64_t os, int64_t ocs) {
     const int64_t xs = in_geom_.stride[2], ics = in_geom_.stride_c;
-    const int64_t zz = z + a;  // the raw D index, counted like j
+    const int64_t zz = taps_.front().step_z * z + a;  // the raw D index, counted like j
     if (zz >= inside_z_.begin && zz < inside_z_.end && j >= inside_y_.begin && j < inside_y_.end) {
       // every regular channel reads an input row at its own fixed distance from (zz, j)
       const T* base = in_n + zz * in_geom_.stride[0] + j * in_geom_.stride[1];
@@ -89,7 +95,7 @@ class ChannelRowGather {
       }
     }
     for (const int64_t c : far_) rows_[c] = sources_[c] = zero_row_.data() + c * ics;  // written below
-    copy_shared_pixels(out, os, ocs, sources_.data(), C_, xs, common_);
+    copy_shared_pixels(out, os, ocs, sources_.data(), C_, pixel_step_ * xs, common_);
     for (size_t b = 0; b < band_x_.size(); ++b) {
       G* __restrict out_x = out + band_x_[b] * os;
       const int64_t* src_x = band_src_.data() + b * C_;
@@ -103,21 +109,24 @@ class ChannelRowGather {
   // Channels whose reads leave the input row further than this from its ends are not regular.
   static constexpr int64_t kEdge = 8;
 
-  // Pixels x of a gathered row whose raw index x + offset lies inside the input row.
+  // Pixels x of a gathered row whose raw index pixel_step * x + offset lies inside the input row.
   Span reads_inside(const ChannelTaps& taps) const {
-    const int64_t begin = std::clamp<int64_t>(-taps.offset, 0, width_);
-    return {begin, std::clamp<int64_t>(W_ - taps.offset, begin, width_)};
+    const int64_t begin = std::clamp<int64_t>(ceil_div(-taps.offset, pixel_step_), 0, width_);
+    return {begin, std::clamp<int64_t>(ceil_div(W_ - taps.offset, pixel_step_), begin, width_)};
   }
-  // What raw index x + offset reads along W: tap x - p of output p = min(x, W - 1).
+  // What raw index pixel_step * x + offset reads along W: tap r - step_x * p of output
+  // p = min(r / step_x, W_out - 1), r = pixel_step * x (kZeroTap for a raw index no tap reads).
   int64_t source_x(const ChannelTaps& taps, int64_t x) const {
-    const int64_t p = std::min(x, W_ - 1);
-    return taps.source_x(p, static_cast<int>(x - p));
+    const int64_t r = pixel_step_ * x;
+    const int64_t p = std::min(r / taps.step_x, out_size_[2] - 1);
+    const int64_t t = r - taps.step_x * p;
+    return t < taps.kw ? taps.source_x(p, static_cast<int>(t)) : kZeroTap;
   }
   // Channel c's input row for gathered row (a, j) in D-slice z, or null (it reads zeros).
   const T* source_row(const T* in_n, int64_t c, int64_t z, int a, int64_t j) const {
     const ChannelTaps& taps = taps_[c];
     const int64_t sz = taps.src_z[z * taps.kd + a];
-    const int64_t sy = ChannelTaps::lead_source(taps.src_y, taps.kh, in_geom_.size[1], j);
+    const int64_t sy = ChannelTaps::lead_source(taps.src_y, taps.kh, out_size_[1], taps.step_y, j);
     if (sz == kZeroTap || sy == kZeroTap) return nullptr;
     return in_n + c * in_geom_.stride_c + sz * in_geom_.stride[0] + sy * in_geom_.stride[1];
   }
@@ -127,14 +136,17 @@ class ChannelRowGather {
     const int64_t xs = in_geom_.stride[2];
     const Span in = reads_inside(taps);
     for (int64_t x = 0; x < width_; ++x) {
-      const int64_t j = !row ? kZeroTap : x >= in.begin && x < in.end ? x + taps.offset : source_x(taps, x);
+      const int64_t j = !row                             ? kZeroTap
+                        : x >= in.begin && x < in.end ? pixel_step_ * x + taps.offset
+                                                      : source_x(taps, x);
       out[x * os] = j == kZeroTap ? G(0) : static_cast<G>(row[j * xs]);
     }
   }
 
   const TapTables& taps_;
   const Geometry& in_geom_;
-  int64_t C_, W_, width_;
+  int64_t C_, W_, width_, pixel_step_;
+  std::array<int64_t, kAxes> out_size_;
   Span common_;
   Span inside_z_, inside_y_;        // raw (D, H) indices at which every regular channel reads inside
   std::vector<int64_t> row_shift_;  // [c]: from raw row (zz, j) to channel c's input row, in elements
@@ -149,46 +161,51 @@ class ChannelRowGather {
 
 // The gathered rows (ChannelRowGather, in A, dense: pixel x's channels at [x * C, x * C + C))
 // that output row (n, z, y) of a several-tap shift reads: for each leading tap (a, b), gathered
-// row (a, y + b), which depends on the raw indices (z + a, y + b) alone. Each is gathered once and
-// kept while later rows read it: the next kh - 1 rows down, and with D taps the next kd - 1
-// slices (a whole slice of gathered rows is kept then).
+// row (a, step_y * y + b), which depends on the raw indices (step_z * z + a, step_y * y + b) alone.
+// Each is gathered once and kept while later rows read it: the next rows down, and with D taps
+// the next slices (a whole slice of gathered rows is kept then).
 template <typename T, typename A>
 class GatheredRows {
  public:
-  GatheredRows(const TapTables& taps, const Geometry& in_geom)
-      : gather_(taps, in_geom, in_geom.size[2] + taps.front().kw - 1), kd_(taps.front().kd), kh_(taps.front().kh),
-        rows_per_slice_(kd_ > 1 ? in_geom.size[1] + kh_ - 1 : kh_), C_(in_geom.channels),
-        row_size_((in_geom.size[2] + taps.front().kw - 1) * C_), rows_(kd_ * rows_per_slice_ * row_size_),
+  GatheredRows(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom)
+      : gather_(taps, in_geom, out_geom, width(taps, out_geom), 1), kd_(taps.front().kd), kh_(taps.front().kh),
+        step_z_(taps.front().step_z), step_y_(taps.front().step_y),
+        rows_per_slice_(kd_ > 1 ? step_y_ * std::max<int64_t>(out_geom.size[1] - 1, 0) + kh_ : kh_),
+        C_(in_geom.channels), row_size_(width(taps, out_geom) * C_), rows_(kd_ * rows_per_slice_ * row_size_),
         held_(kd_ * rows_per_slice_, Key{-1, -1, -1}) {}
 
   // Makes row(r) the rows output row (n, z, y) reads (input of item n at in_n).
   void load(const T* in_n, int64_t n, int64_t z, int64_t y) {
-    z_ = z;
-    y_ = y;
+    z_ = step_z_ * z;
+    y_ = step_y_ * y;
     for (int a = 0; a < kd_; ++a) {
       for (int b = 0; b < kh_; ++b) {
         const int64_t slot = slot_of(a, b);
-        const Key key{n, z + a, y + b};
+        const Key key{n, z_ + a, y_ + b};
         if (held_[slot] == key) continue;
-        gather_.gather(in_n, z, a, y + b, rows_.data() + slot * row_size_, C_, int64_t{1});
+        gather_.gather(in_n, z, a, y_ + b, rows_.data() + slot * row_size_, C_, int64_t{1});
         held_[slot] = key;
       }
     }
   }
-  // The gathered row of leading tap r = a * kh + b of the loaded output row: row (a, y + b).
+  // The gathered row of leading tap r = a * kh + b of the loaded output row.
   const A* row(int r) const { return rows_.data() + slot_of(r / kh_, r % kh_) * row_size_; }
   int leading_taps() const { return kd_ * kh_; }
 
  private:
-  using Key = std::array<int64_t, 3>;  // (n, z + a, y + b) of the gathered row a slot holds
+  using Key = std::array<int64_t, 3>;  // (n, raw D index, raw H index) of the gathered row a slot holds
+  // Pixels of a gathered row: every raw W index some output reads.
+  static int64_t width(const TapTables& taps, const Geometry& out_geom) {
+    return taps.front().step_x * std::max<int64_t>(out_geom.size[2] - 1, 0) + taps.front().kw;
+  }
   int64_t slot_of(int a, int b) const { return (z_ + a) % kd_ * rows_per_slice_ + (y_ + b) % rows_per_slice_; }
 
   ChannelRowGather<T> gather_;
   int kd_, kh_;
-  int64_t rows_per_slice_, C_, row_size_;
+  int64_t step_z_, step_y_, rows_per_slice_, C_, row_size_;
   std::vector<A> rows_;
   std::vector<Key> held_;
-  int64_t z_ = 0, y_ = 0;
+  int64_t z_ = 0, y_ = 0;  // raw indices of the loaded output row's first leading tap
 };
 
 }  // namespace

@@ -62,7 +62,8 @@ template <typename T>
 void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
                             const TapTables& channel_taps, const std::vector<Span>& runs,
                             int64_t row_begin, int64_t row_end) {
-  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2], xs = in_geom.stride[2], os = out_geom.stride[2];
+  const int64_t D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2], os = out_geom.stride[2];
+  const int64_t xs = in_geom.stride[2], step_x = channel_taps.front().step_x;
   const int64_t R = static_cast<int64_t>(runs.size());
   Span common{0, W};  // pixels where every run reads inside the row
   for (const Span& run : runs) {
@@ -114,7 +115,7 @@ void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_ge
                      ? nullptr
                      : in_data + n * in_geom.stride_n + sz * in_geom.stride[0] + sy * in_geom.stride[1] + taps.offset * xs;
       source[r] = moved[r] ? moved[r] : zeros;
-      step[r] = moved[r] ? xs : 0;
+      step[r] = moved[r] ? step_x * xs : 0;
       if (moved[r]) lowest = std::max(lowest, sy);
     }
     const char* const ahead = row_ahead(in_data, in_geom, n, z, lowest);
@@ -132,7 +133,7 @@ void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_ge
     for (int64_t x = 0; x < common.begin; ++x) edge_pixel(x);
     for (int64_t x = common.begin; x < common.end; ++x) {
       T* out = out_row + x * os;
-      prefetch_pixel<T>(ahead, x, in_geom);
+      prefetch_pixel<T>(ahead, step_x * x, in_geom);
       int64_t p = 0;
       for (const int64_t end : vector_end) {
         Bits acc = {};
@@ -151,13 +152,14 @@ void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_ge
 
 // Output pixels [0, W) of one channels-inner row of a several-tap shift from its gathered rows
 // (rows[r]: leading tap r, dense, pixel x's channels at [x * C, x * C + C)): out[x * os + c * ocs]
-// = sum_r sum_t w[(r * K + t) * C + c] * rows[r][(x + t) * C + c]. Channels a vector at a time
-// (the ones past the last whole vector one by one).
-template <int KT, int RT, typename T, typename A>
-void filter_gathered(const A* const* rows, const A* w, int K, int R, int64_t C, int64_t W, T* out, int64_t os,
-                     int64_t ocs) {
+// = sum_r sum_t w[(r * K + t) * C + c] * rows[r][(step * x + t) * C + c]. Channels a vector at a
+// time (the ones past the last whole vector one by one).
+template <int KT, int RT, int ST, typename T, typename A>
+void filter_gathered(const A* const* rows, const A* w, int K, int R, int64_t C, int64_t W, int64_t step, T* out,
+                     int64_t os, int64_t ocs) {
   if constexpr (KT > 0) K = KT;
   if constexpr (RT > 0) R = RT;
+  if constexpr (ST > 0) step = ST;
   using Vec = Vec32<A>;
   constexpr int64_t kLanes = sizeof(Vec) / sizeof(A);
   const int64_t vector_end = C - C % kLanes;
@@ -166,7 +168,8 @@ void filter_gathered(const A* const* rows, const A* w, int K, int R, int64_t C, 
     for (int64_t c0 = 0; c0 < vector_end; c0 += kLanes) {
       Vec sum = {};
       for (int r = 0; r < R; ++r)
-        for (int t = 0; t < K; ++t) sum += load_vec(w + (r * K + t) * C + c0) * load_vec(rows[r] + (x + t) * C + c0);
+        for (int t = 0; t < K; ++t)
+          sum += load_vec(w + (r * K + t) * C + c0) * load_vec(rows[r] + (step * x + t) * C + c0);
       if (ocs == 1) {
         store_vec<T, A>(out_x + c0, sum);
       } else {
@@ -176,7 +179,7 @@ void filter_gathered(const A* const* rows, const A* w, int K, int R, int64_t C, 
     for (int64_t c = vector_end; c < C; ++c) {
       A sum = 0;
       for (int r = 0; r < R; ++r)
-        for (int t = 0; t < K; ++t) sum += w[(r * K + t) * C + c] * rows[r][(x + t) * C + c];
+        for (int t = 0; t < K; ++t) sum += w[(r * K + t) * C + c] * rows[r][(step * x + t) * C + c];
       out_x[c * ocs] = static_cast<T>(sum);
     }
   }
@@ -192,14 +195,15 @@ class ChannelsInnerForward {
 
  public:
   ChannelsInnerForward(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom, const A* weights)
-      : in_geom_(in_geom), out_geom_(out_geom), K_(taps.front().kw) {
+      : in_geom_(in_geom), out_geom_(out_geom), K_(taps.front().kw), step_y_(taps.front().step_y),
+        step_x_(taps.front().step_x) {
     const int64_t C = in_geom.channels;
     const int per_channel = taps.front().taps();
     if (per_channel == 1) {
-      single_.emplace(taps, in_geom, in_geom.size[2]);
+      single_.emplace(taps, in_geom, out_geom, out_geom.size[2], step_x_);
       return;
     }
-    several_.emplace(taps, in_geom);
+    several_.emplace(taps, in_geom, out_geom);
     weights_.resize(static_cast<size_t>(per_channel) * C);  // by tap, then channel
     for (int64_t c = 0; c < C; ++c)
       for (int i = 0; i < per_channel; ++i) weights_[i * C + c] = weights[c * per_channel + i];
@@ -208,20 +212,23 @@ class ChannelsInnerForward {
   void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y) {
     const T* in_n = in_data + n * in_geom_.stride_n;
     T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
-    if (single_) return single_->gather(in_n, z, 0, y, out_row, out_geom_.stride[2], out_geom_.stride_c);
+    if (single_) return single_->gather(in_n, z, 0, step_y_ * y, out_row, out_geom_.stride[2], out_geom_.stride_c);
     several_->load(in_n, n, z, y);
     const int R = several_->leading_taps();
     const A* rows[kMaxSupport * kMaxSupport];
     for (int r = 0; r < R; ++r) rows[r] = several_->row(r);
     with_taps_and_rows(K_, R, [&](auto kt, auto rt) {
-      filter_gathered<kt(), rt()>(rows, weights_.data(), K_, R, in_geom_.channels, in_geom_.size[2], out_row, out_geom_.stride[2],
-                                  out_geom_.stride_c);
+      with_step(step_x_, [&](auto st) {
+        filter_gathered<kt(), rt(), st()>(rows, weights_.data(), K_, R, in_geom_.channels, out_geom_.size[2], step_x_,
+                                          out_row, out_geom_.stride[2], out_geom_.stride_c);
+      });
     });
   }
 
  private:
   const Geometry &in_geom_, &out_geom_;
   int K_;
+  int64_t step_y_, step_x_;
   std::optional<ChannelRowGather<T>> single_;
   std::optional<GatheredRows<T, A>> several_;
   std::vector<A> weights_;
@@ -233,7 +240,7 @@ void forward_rows_channels_inner(const T* in_data, T* out_data, const Geometry& 
                                  const TapTables& taps, const at::opmath_type<T>* weights, int64_t row_begin,
                                  int64_t row_end) {
   ChannelsInnerForward<T> forward(taps, in_geom, out_geom, weights);
-  const int64_t D = in_geom.size[0], H = in_geom.size[1];
+  const int64_t D = out_geom.size[0], H = out_geom.size[1];
   for (int64_t row = row_begin; row < row_end; ++row) forward.row(in_data, out_data, row / (H * D), (row / H) % D, row % H);
 }
 

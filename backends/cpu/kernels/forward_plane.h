@@ -77,7 +77,7 @@ void copy_dense_planes(const T* in_plane, T* out_plane, const Geometry& in_geom,
 // copied into `source_rows`, room for one row per source row) and copies, filters or zeroes.
 template <typename T, typename A>
 void forward_row(const T* in_plane, const Geometry& in_geom, const ChannelTaps& taps, const A* weights,
-                 int64_t z, int64_t y, T* out_row, T* source_rows) {
+                 int64_t z, int64_t y, T* out_row, int64_t out_width, T* source_rows) {
   const int64_t W = in_geom.size[2];
   const T* rows[kMaxSupport * kMaxSupport];
   const A* row_weights[kMaxSupport * kMaxSupport];
@@ -88,7 +88,7 @@ void forward_row(const T* in_plane, const Geometry& in_geom, const ChannelTaps& 
     row_weights[count++] = weights + lead * taps.kw;
   });
   if (count == 0) {
-    std::fill(out_row, out_row + W, T(0));
+    std::fill(out_row, out_row + out_width, T(0));
   } else if (taps.taps() == 1) {
     copy_row(rows[0], out_row, taps);
   } else {
@@ -129,7 +129,7 @@ void filter_dense_plane(const T* in_plane, T* out_plane, const Geometry& in_geom
     if (block) {
       const int64_t first = rows.begin * W + cols.begin, last = (rows.end - 1) * W + cols.end;
       with_taps_and_rows(taps.kw, R, [&](auto kt, auto rt) {
-        filter_span<kt(), rt()>(src, w, taps.kw, R, out_slice, first, last);
+        filter_span<kt(), rt(), 1>(src, w, taps.kw, R, out_slice, first, last, 1);
       });
       // the edge columns of the block's rows, column by column (no per-row overhead): the
       // column's taps that read an input (a source column of a source row, and its weight)
@@ -157,7 +157,7 @@ void filter_dense_plane(const T* in_plane, T* out_plane, const Geometry& in_geom
     for (int64_t y = 0; y < H; ++y) {
       if (block && y >= rows.begin && y < rows.end) continue;  // done above
       // rows are contiguous here: forward_row never touches source_rows
-      forward_row(in_plane, in_geom, taps, weights, z, y, out_slice + y * W, static_cast<T*>(nullptr));
+      forward_row(in_plane, in_geom, taps, weights, z, y, out_slice + y * W, W, static_cast<T*>(nullptr));
     }
   }
 }
@@ -265,8 +265,9 @@ template <typename T>
 void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                    const ChannelTaps& taps, Scratch& scratch) {
   using A = at::opmath_type<T>;
-  const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2];
-  const bool dense = dense_rows(in_geom) && dense_rows(out_geom);
+  const int64_t D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
+  // the flat block passes need every position kept and contiguous, densely stacked rows
+  const bool dense = unit_sampling(taps, in_geom, out_geom) && dense_rows(in_geom) && dense_rows(out_geom);
   if (dense && taps.taps() == 1) return copy_dense_planes(in_plane, out_plane, in_geom, out_geom, taps);
   if (dense && taps.taps() > 8) {
     return filter_separable_plane(in_plane, out_plane, in_geom, out_geom, taps, scratch.along_w.get<A>(D * H * W),
@@ -277,13 +278,13 @@ void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, con
   if (dense) return filter_dense_plane(in_plane, out_plane, in_geom, out_geom, taps, weights);
 
   // strided input rows (every source row of an output row) and a strided output row, made contiguous
-  T* const source_rows = scratch.source_rows.get<T>(W * (taps.taps() / taps.kw));
+  T* const source_rows = scratch.source_rows.get<T>(in_geom.size[2] * (taps.taps() / taps.kw));
   T* const output_row = scratch.output_row.get<T>(W);
   for (int64_t z = 0; z < D; ++z) {
     for (int64_t y = 0; y < H; ++y) {
       T* out_row_dst = out_plane + z * out_geom.stride[0] + y * out_geom.stride[1];
       T* out_row = out_geom.stride[2] == 1 ? out_row_dst : output_row;
-      forward_row(in_plane, in_geom, taps, weights, z, y, out_row, source_rows);
+      forward_row(in_plane, in_geom, taps, weights, z, y, out_row, W, source_rows);
       if (out_row != out_row_dst) {
         for (int64_t x = 0; x < W; ++x) out_row_dst[x * out_geom.stride[2]] = out_row[x];
       }

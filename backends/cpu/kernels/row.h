@@ -30,11 +30,16 @@ void fill_edges(const T* __restrict src, T* __restrict dst, const ChannelTaps& t
   }
 }
 
-// dst[x] = src[x + offset] (one block copy) plus the edge fill.
+// dst[x] = src[step_x * x + offset] (one block copy for step 1) plus the edge fill.
 template <typename T>
 void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps& taps) {
   const Span in = taps.inner;
-  if (in.end > in.begin) std::memcpy(dst + in.begin, src + in.begin + taps.offset, (in.end - in.begin) * sizeof(T));
+  if (taps.step_x == 1) {
+    if (in.end > in.begin) std::memcpy(dst + in.begin, src + in.begin + taps.offset, (in.end - in.begin) * sizeof(T));
+  } else {
+    const T* from = src + taps.offset;
+    for (int64_t x = in.begin; x < in.end; ++x) dst[x] = from[taps.step_x * x];
+  }
   fill_edges(src, dst, taps);
 }
 
@@ -49,17 +54,18 @@ void move_block(const T* src, T* dst, int64_t W, Span rows, Span cols, int64_t d
   std::memcpy(dst + first, src + first + dy * W + dx, (last - first) * sizeof(T));
 }
 
-// out[x] = sum_r sum_t w[r][t] * src[r][x + t] for x in [begin, end): one long vectorisable loop
-// (the caller moves each src[r] by its offset).
-template <int KT, int RT, typename T, typename A>
-void filter_span(const T* const* src, const A* const* w, int K, int R, T* __restrict out,
-                 int64_t begin, int64_t end) {
+// out[x] = sum_r sum_t w[r][t] * src[r][step * x + t] for x in [begin, end): one long
+// vectorisable loop for step 1 (the caller moves each src[r] by its offset).
+template <int KT, int RT, int ST, typename T, typename A>
+void filter_span(const T* const* src, const A* const* w, int K, int R, T* __restrict out, int64_t begin,
+                 int64_t end, int64_t step) {
   if constexpr (KT > 0) K = KT;
   if constexpr (RT > 0) R = RT;
+  if constexpr (ST > 0) step = ST;
   for (int64_t x = begin; x < end; ++x) {
     A sum = 0;
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < K; ++t) sum += w[r][t] * static_cast<A>(src[r][x + t]);
+      for (int t = 0; t < K; ++t) sum += w[r][t] * static_cast<A>(src[r][step * x + t]);
     out[x] = static_cast<T>(sum);
   }
 }
@@ -86,22 +92,26 @@ void filter_rows(const T* const* rows, const A* const* w, int R, T* out, const C
   const T* moved[kMaxSupport * kMaxSupport];
   for (int r = 0; r < R; ++r) moved[r] = rows[r] + taps.offset;
   with_taps_and_rows(taps.kw, R, [&](auto kt, auto rt) {
-    filter_span<kt(), rt()>(moved, w, taps.kw, R, out, taps.inner.begin, taps.inner.end);
+    with_step(taps.step_x, [&](auto st) {
+      filter_span<kt(), rt(), st()>(moved, w, taps.kw, R, out, taps.inner.begin, taps.inner.end, taps.step_x);
+    });
   });
   filter_edges(rows, w, R, out, taps);
 }
 
-// sum_x a[x] * b[x] with independent lanes (vectorisable, fixed order: deterministic).
-template <typename A, typename TA, typename TB>
-A dot(const TA* __restrict a, const TB* __restrict b, int64_t n) {
+// sum_x a[x] * b[step * x] with independent lanes (vectorisable for step 1, fixed order:
+// deterministic).
+template <typename A, int ST = 1, typename TA, typename TB>
+A dot(const TA* __restrict a, const TB* __restrict b, int64_t n, int64_t step = 1) {
+  if constexpr (ST > 0) step = ST;
   constexpr int kLanes = 8;
   A lane[kLanes] = {};
   int64_t x = 0;
   for (; x + kLanes <= n; x += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lane[l] += static_cast<A>(a[x + l]) * static_cast<A>(b[x + l]);
+    for (int l = 0; l < kLanes; ++l) lane[l] += static_cast<A>(a[x + l]) * static_cast<A>(b[step * (x + l)]);
   }
   A sum = 0;
-  for (; x < n; ++x) sum += static_cast<A>(a[x]) * static_cast<A>(b[x]);
+  for (; x < n; ++x) sum += static_cast<A>(a[x]) * static_cast<A>(b[step * x]);
   for (int l = 0; l < kLanes; ++l) sum += lane[l];
   return sum;
 }
@@ -115,7 +125,11 @@ void correlate_row(const T* __restrict grad_out, const T* __restrict src,
   const int K = KT > 0 ? KT : taps.kw;
   const Span in = taps.inner;
   for (int t = 0; t < K; ++t) {
-    double sum = dot<double>(grad_out + in.begin, src + in.begin + taps.offset + t, in.end - in.begin);
+    double sum = 0.0;
+    with_step(taps.step_x, [&](auto st) {
+      sum = dot<double, st()>(grad_out + in.begin, src + taps.step_x * in.begin + taps.offset + t, in.end - in.begin,
+                              taps.step_x);
+    });
     for (int64_t e = 0; e < taps.edges; ++e) {
       const int64_t j = taps.edge_src[e * K + t];
       if (j != kZeroTap) sum += static_cast<double>(grad_out[taps.edge_x[e]]) * static_cast<double>(src[j]);

@@ -1,6 +1,6 @@
 // The table of every CPU kernel (kernel_table.h), filled from the templates of kernels/*.h in the
-// instruction set of the unit that includes this (isa_*.cpp). Half types correlate and add the
-// padding term in float: their table holds the *_in_float variants.
+// instruction set of the unit that includes this (isa_*.cpp). Half types correlate, add the
+// padding term and scatter in float: their table holds the *_in_float variants.
 //
 // A kernel header: included only by the per-instruction-set units, once each, after
 // kernels/dependencies.h; its code has internal linkage.
@@ -26,10 +26,13 @@ Kernels<T> make_kernels() {
   if constexpr (in_float) {
     k.correlate_plane = &correlate_plane_in_float<T>;
     k.add_padding_term = &add_padding_term_in_float<T>;
+    k.scatter_plane = &scatter_plane_in_float<T>;
   } else {
     k.correlate_plane = &correlate_plane<T>;
     k.add_padding_term = &add_padding_term<T>;
+    k.scatter_plane = &scatter_plane<T>;
   }
+  k.scatter_items_channels_inner = &scatter_items_channels_inner<T>;
   k.backward_items_channels_inner = &backward_items_channels_inner<T>;
   return k;
 }

@@ -38,5 +38,13 @@ void with_taps_and_rows(int K, int R, F&& f) {
   });
 }
 
+// Calls f(Int<1>) for a unit sampling step, so that unit-step loops stay plain stride-1 loops,
+// and f(Int<0>) (a runtime step) otherwise.
+template <class F>
+void with_step(int64_t step, F&& f) {
+  if (step == 1) return f(Int<1>{});
+  return f(Int<0>{});
+}
+
 }  // namespace
 }  // namespace shiftzoo::cpu
