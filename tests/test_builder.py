@@ -168,8 +168,8 @@ SHIFT_TYPES = "active_shift1d, active_shift2d"  # the start of the valid type li
      r"^type: unknown type 'torch.nn.Conv2d' \(dotted import paths are not allowed: only registered names\); "
      r"valid choices: .*; closest match: none$"),
     ({"type": "residual", "body": {"type": "sparse_shift2d", "chanels": 4}},
-     r"^body\.chanels: unknown argument of 'sparse_shift2d': 'chanels'; valid choices: channels, init_shift, "
-     r"init_thumb_rule, padding, sparsity; closest match: 'channels'$"),
+     r"^body\.chanels: unknown argument of 'sparse_shift2d': 'chanels'; valid choices: channels, crop, "
+     r"init_shift, init_thumb_rule, padding, sparsity, stride; closest match: 'channels'$"),
     ({"type": "concat", "layers": [{"type": "sparse_shift2d"}]},
      r"^layers\[0\]\.channels: missing required argument of 'sparse_shift2d' \(required: channels\)$"),
     ({"type": "fe_block", "out_channels": 8}, r"^in_channels: missing required argument of 'fe_block'"),

@@ -48,20 +48,26 @@ DEPTHWISE = ["first.0", "blocks.0.conv.3", "blocks.1.conv.3", "blocks.2.conv.3",
 
 @pytest.mark.parametrize("family, cls", [("sparse", SparseShift2d), ("active", shiftzoo.ActiveShift2d),
                                          ("grouped", GroupedShift2d)])
-def test_replace_depthwise_in_mobilenetv2(family, cls):
+@pytest.mark.parametrize("downsample", ["sample", "pool"])
+def test_replace_depthwise_in_mobilenetv2(family, cls, downsample):
     torch.manual_seed(0)
     model = TinyMobileNetV2()
     x = torch.randn(2, 3, 33, 31, generator=gen(1))
     before = model(x)
     dw_params = sum(model.get_submodule(n).weight.numel() for n in DEPTHWISE)
-    report = shiftzoo.replace_depthwise(model, layer=family)
+    report = shiftzoo.replace_depthwise(model, layer=family, downsample=downsample)
     assert report.replaced == DEPTHWISE and not report.skipped
     assert not any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
     assert sum(isinstance(m, cls) for m in model.modules()) == 5
-    assert isinstance(model.get_submodule("blocks.0.conv.3"), nn.Sequential)  # stride 2: shift + geometry
     assert isinstance(model.get_submodule("blocks.1.conv.3"), cls)  # stride 1, "same": the bare layer
+    strided = model.get_submodule("blocks.0.conv.3")
+    if downsample == "sample":  # the layer samples where the conv does: stride 2, no crop
+        assert isinstance(strided, cls) and strided.sampling.stride == (2, 2) and strided.sampling.crop == ((0, 0),) * 2
+    else:  # shift + geometry (crop, average pooling)
+        assert isinstance(strided, nn.Sequential) and isinstance(strided.geometry, DepthwiseGeometry)
+    suffix = [""] * 5 if downsample == "sample" else ["", ".shift", "", ".shift", ""]
     shift_params = 0 if family == "grouped" else sum(model.get_submodule(n + s).weight.numel() for n, s in
-                                                     zip(DEPTHWISE, ["", ".shift", "", ".shift", ""]))
+                                                     zip(DEPTHWISE, suffix))
     assert report.params_before - report.params_after == report.saved == dw_params - shift_params
     assert f"saved {report.saved}" in str(report)
     out = model(x)
@@ -92,8 +98,9 @@ def test_from_depthwise_keeps_the_output_shape(dims, kernel, stride, padding, di
     size = {1: (23,), 2: (11, 14), 3: (7, 9, 8)}[dims]
     x = torch.randn(1, 50, *size, generator=gen(2))
     for family in ("sparse", "active", "grouped"):
-        module = shiftzoo.nn.layers.FAMILIES[family][dims].from_depthwise(conv)
-        assert module(x).shape == conv(x).shape
+        for downsample in ("sample", "pool"):
+            module = shiftzoo.nn.layers.FAMILIES[family][dims].from_depthwise(conv, downsample=downsample)
+            assert module(x).shape == conv(x).shape
     assert DepthwiseGeometry.from_conv(conv).output_size(size) == tuple(conv(x).shape[2:])
 
 
@@ -101,13 +108,18 @@ def test_from_depthwise_keeps_the_output_shape(dims, kernel, stride, padding, di
 @pytest.mark.parametrize("dims, kernel, padding, dilation", [
     (2, 3, 1, 1), (2, 3, 0, 1), (2, 3, 2, 2), (2, 4, "same", 1), (2, (2, 3), 0, 1), (2, 4, 1, (2, 1)),
     (1, 5, 2, 1), (1, 4, 0, 3), (1, 2, 0, 1)])
-def test_grouped_from_depthwise_reads_the_taps_of_the_conv(dims, kernel, padding, dilation):
-    """ShiftNet: a shift is a depthwise conv whose kernel is one-hot. At stride 1, every group of the
-    converted layer must equal the conv one-hot at one of its taps, each tap taken by exactly one group."""
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_grouped_from_depthwise_reads_the_taps_of_the_conv(dims, kernel, padding, dilation, stride):
+    """ShiftNet: a shift is a depthwise conv whose kernel is one-hot. Every group of the converted layer
+    must equal the conv one-hot at one of its taps, each tap taken by exactly one group; strided, the
+    layer samples exactly where the conv does."""
+    if padding == "same" and stride > 1:
+        pytest.skip("PyTorch convolutions take padding='same' at stride 1 only")
     conv_cls = {1: nn.Conv1d, 2: nn.Conv2d}[dims]
     taps = int(torch.tensor(nn.modules.utils._ntuple(dims)(kernel)).prod())
     channels = 2 * taps
-    conv = conv_cls(channels, channels, kernel, padding=padding, dilation=dilation, groups=channels, bias=False)
+    conv = conv_cls(channels, channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=channels,
+                    bias=False)
     module = shiftzoo.nn.layers.FAMILIES["grouped"][dims].from_depthwise(conv)
     x = torch.randn(2, channels, *{1: (13,), 2: (9, 10)}[dims], generator=gen(4))
     out = module(x)
@@ -137,21 +149,29 @@ def test_from_depthwise_defaults_follow_the_conv():
     assert half.weight.dtype == torch.float64
 
 
-def test_crop_is_centred_like_the_conv():
+@pytest.mark.parametrize("downsample", ["sample", "pool"])
+def test_crop_is_centred_like_the_conv(downsample):
     """A 3x3 conv without padding sees x[1:-1] at its centres: an unshifted layer must keep exactly that."""
-    conv = nn.Conv2d(9, 9, 3, padding=0, groups=9)
-    module = SparseShift2d.from_depthwise(conv)
-    with torch.no_grad():
-        module.shift.weight.zero_()
+    def unshifted(conv):
+        module = SparseShift2d.from_depthwise(conv, downsample=downsample)
+        layer = module if downsample == "sample" else module.shift
+        with torch.no_grad():
+            layer.weight.zero_()
+        return module
+
     x = torch.randn(1, 9, 6, 7, generator=gen(3))
-    torch.testing.assert_close(module(x), x[:, :, 1:-1, 1:-1])
-    even = SparseShift2d.from_depthwise(nn.Conv2d(9, 9, (4, 2), padding=0, groups=9))  # centres at +1.5, +0.5
-    even.shift.weight.data.zero_()
+    torch.testing.assert_close(unshifted(nn.Conv2d(9, 9, 3, padding=0, groups=9))(x), x[:, :, 1:-1, 1:-1])
+    even = unshifted(nn.Conv2d(9, 9, (4, 2), padding=0, groups=9))  # centres at +1.5, +0.5
     torch.testing.assert_close(even(x), x[:, :, 1:-2, 0:-1])  # the centre rounds down, like padding="same"
     assert isinstance(SparseShift2d.from_depthwise(nn.Conv2d(9, 9, 4, padding="same", groups=9)), SparseShift2d)
-    pooled = GroupedShift2d.from_depthwise(nn.Conv2d(9, 9, 1, stride=2, groups=9))
-    pooled.shift.weight.zero_()
-    torch.testing.assert_close(pooled(x), nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True))
+    strided = unshifted(nn.Conv2d(9, 9, 1, stride=2, groups=9))
+    want = x[:, :, ::2, ::2] if downsample == "sample" else nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True)
+    torch.testing.assert_close(strided(x), want)
+
+
+def test_downsample_mode_is_checked():
+    with pytest.raises(ValueError, match="downsample must be 'sample' or 'pool', got 'avg'"):
+        SparseShift2d.from_depthwise(nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), downsample="avg")
 
 
 @pytest.mark.parametrize("make_call, error, match", [

@@ -26,12 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from .. import functional, plugin_registry
+from .._sampling import CropArg, IntOrInts, Sampling
 from ..config_types import InterpName, PaddingName
 from .geometry import DepthwiseGeometry, as_tuple
 from .patterns import grouped_pattern
 
 __all__ = [
-    "PaddingName", "InterpName", "ThumbRule", "IntegerShifts", "ShiftLayer", "SparseShift", "ActiveShift",
+    "PaddingName", "InterpName", "ThumbRule", "DownsampleMode", "IntegerShifts", "ShiftLayer", "SparseShift", "ActiveShift",
     "GroupedShift", "FixedShift", "with_dims", "sparsity_loss",
     "SparseShift1d", "SparseShift2d", "SparseShift3d", "ActiveShift1d", "ActiveShift2d", "ActiveShift3d",
     "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",
@@ -40,6 +41,9 @@ __all__ = [
 # PaddingName and InterpName (shiftzoo.config_types) mark arguments that name a registered plugin.
 # The seed's two initialisation rules: 1: uniform(-r, r); 2: uniform(0, r) times one random sign per axis.
 ThumbRule = Literal[1, 2]
+# How from_depthwise meets a strided convolution: sample the shifted input where the convolution
+# samples (computing those outputs alone), or the seed's full-resolution shift then average pooling.
+DownsampleMode = Literal["sample", "pool"]
 
 _AXES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
@@ -75,7 +79,9 @@ def per_axis(name: str, value: Union[float, Sequence[float]], dims: int) -> Tupl
 class ShiftLayer(nn.Module):
     """Base of every shift layer: per-channel shifts ``weight`` of shape ``(C, d)`` applied with
     :func:`shiftzoo.functional.shift`. Input ``(N, C, *S)`` with ``d`` spatial axes; the output has
-    the input's shape. Quantized input is accepted by the integer (nearest) layers.
+    the input's shape, or where ``stride``/``crop`` say so only the positions a depthwise
+    convolution samples (``crop_begin + stride * y``, computed alone: see
+    :func:`shiftzoo.functional.shift`). Quantized input is accepted by the integer (nearest) layers.
 
     Not constructed directly: use a family's 1d/2d/3d variant.
     """
@@ -84,11 +90,13 @@ class ShiftLayer(nn.Module):
     weight: Tensor
 
     def __init__(self, channels: int, *, padding: PaddingName, interp: InterpName,
-                 grad_interp: Optional[InterpName] = None, sparsity: float = 0.0, dims: int = 0) -> None:
+                 grad_interp: Optional[InterpName] = None, sparsity: float = 0.0, dims: int = 0,
+                 stride: IntOrInts = 1, crop: CropArg = 0) -> None:
         super().__init__()
         self.dims = dims or type(self).dims
         if not self.dims:
             raise TypeError(f"{type(self).__name__} is a family of layers: use its 1d, 2d or 3d variant")
+        self.sampling = Sampling.of(self.dims, stride, crop, type(self).__name__)
         self.channels = _check_channels(channels)
         self.padding = plugin_registry.get_padding(padding).name
         self.interp = plugin_registry.get_interp(interp).name
@@ -102,7 +110,8 @@ class ShiftLayer(nn.Module):
                 f"got shape {tuple(input.shape)}")
         if input.is_quantized:
             return self._quantized_forward(input)
-        return functional.shift(input, self.weight, self.padding, self.interp, self.grad_interp)
+        return functional.shift(input, self.weight, self.padding, self.interp, self.grad_interp,
+                                stride=self.sampling.stride, crop=self.sampling.crop)
 
     def _quantized_forward(self, input: Tensor) -> Tensor:
         # A whole-pixel shift only copies values (or writes the zero point), so dequantize -> shift ->
@@ -111,7 +120,8 @@ class ShiftLayer(nn.Module):
             raise ValueError(f"{type(self).__name__}: quantized input needs whole-pixel shifts; "
                              f"{self.interp!r} interpolation makes values off the quantization grid")
         with torch.no_grad():
-            out = functional.shift(input.dequantize(), self.weight.detach().float(), self.padding, "nearest")
+            out = functional.shift(input.dequantize(), self.weight.detach().float(), self.padding, "nearest",
+                                   stride=self.sampling.stride, crop=self.sampling.crop)
         if input.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
             return torch.quantize_per_tensor(out, input.q_scale(), input.q_zero_point(), input.dtype)
         if input.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric) and input.q_per_channel_axis() == 1:
@@ -137,14 +147,25 @@ class ShiftLayer(nn.Module):
         return IntegerShifts(shifts, zero.double().mean().item(), zero.all(dim=1).double().mean().item())
 
     @classmethod
-    def from_depthwise(cls, conv: nn.Module, **kwargs: Any) -> nn.Module:
+    def from_depthwise(cls, conv: nn.Module, downsample: DownsampleMode = "sample", **kwargs: Any) -> nn.Module:
         """A layer of this class replacing the depthwise ``conv`` (``groups == in_channels ==
-        out_channels``) with the same output shape: the bare layer when the convolution keeps the
-        size, else ``nn.Sequential(shift=layer, geometry=DepthwiseGeometry)`` (crop/pad, then average
-        pooling for stride > 1). Defaults from the convolution (the shift padding from its
-        ``padding_mode``, the shift range or grouped kernel from its kernel) can be overridden in
-        ``kwargs``. The convolution's bias, if any, is not carried over.
+        out_channels``) with the same output shape.
+
+        ``downsample="sample"`` (default): the layer samples the shifted input where the
+        convolution samples its input, output ``y`` at ``stride * y + e // 2 - padding`` (``e`` the
+        kernel's dilated extent minus one), and computes those outputs alone (its ``stride`` and
+        ``crop``); positions beyond the input read what the shift's padding gives.
+        ``downsample="pool"``: the seed's emulation, ``nn.Sequential(shift=layer,
+        geometry=DepthwiseGeometry)`` (the full-resolution shift, cropped or padded with the
+        convolution's ``padding_mode``, then average-pooled for stride > 1); the bare layer when the
+        convolution keeps the size.
+
+        Defaults from the convolution (the shift padding from its ``padding_mode``, the shift range
+        or grouped kernel from its kernel) can be overridden in ``kwargs``. The convolution's bias,
+        if any, is not carried over.
         """
+        if downsample not in ("sample", "pool"):
+            raise ValueError(f"{cls.__name__}.from_depthwise: downsample must be 'sample' or 'pool', got {downsample!r}")
         geometry = DepthwiseGeometry.from_conv(conv)
         if geometry.dims != cls.dims:
             raise ValueError(f"{cls.__name__} has {cls.dims} spatial axes but {type(conv).__name__} has {geometry.dims}")
@@ -153,9 +174,10 @@ class ShiftLayer(nn.Module):
                 f"{cls.__name__}.from_depthwise: expected a depthwise convolution (groups == in_channels == "
                 f"out_channels), got groups={conv.groups}, in_channels={conv.in_channels}, "
                 f"out_channels={conv.out_channels}")
-        layer = cls(conv.in_channels, **{**cls._depthwise_defaults(geometry), **kwargs})
+        sampling = {"stride": geometry.stride, "crop": geometry.crop} if downsample == "sample" else {}
+        layer = cls(conv.in_channels, **{**cls._depthwise_defaults(geometry), **sampling, **kwargs})
         layer = layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        if geometry.is_identity:
+        if downsample == "sample" or geometry.is_identity:
             return layer
         return nn.Sequential(OrderedDict(shift=layer, geometry=geometry))
 
@@ -167,7 +189,10 @@ class ShiftLayer(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._config().items())
 
     def _config(self) -> Dict[str, Any]:
-        return {"channels": self.channels, "padding": self.padding}
+        config: Dict[str, Any] = {"channels": self.channels, "padding": self.padding}
+        if not self.sampling.is_identity:
+            config.update(stride=self.sampling.stride, crop=self.sampling.crop)
+        return config
 
 
 class _LearnableShift(ShiftLayer):
@@ -175,8 +200,10 @@ class _LearnableShift(ShiftLayer):
 
     def __init__(self, channels: int, *, padding: PaddingName, interp: InterpName,
                  grad_interp: Optional[InterpName], sparsity: float,
-                 init_shift: Union[float, Sequence[float]], init_thumb_rule: ThumbRule) -> None:
-        super().__init__(channels, padding=padding, interp=interp, grad_interp=grad_interp, sparsity=sparsity)
+                 init_shift: Union[float, Sequence[float]], init_thumb_rule: ThumbRule,
+                 stride: IntOrInts = 1, crop: CropArg = 0) -> None:
+        super().__init__(channels, padding=padding, interp=interp, grad_interp=grad_interp, sparsity=sparsity,
+                         stride=stride, crop=crop)
         self.init_shift = per_axis("init_shift", init_shift, self.dims)
         if isinstance(init_thumb_rule, bool) or init_thumb_rule not in (1, 2):
             raise ValueError(f"init_thumb_rule must be 1 (uniform(-r, r)) or 2 (uniform(0, r) times one random "
@@ -217,12 +244,15 @@ class SparseShift(_LearnableShift):
         init_shift: the initial range ``r``, one number or one per spatial axis.
         init_thumb_rule: 1: ``uniform(-r, r)``; 2: ``uniform(0, r)`` times one random sign per axis.
         sparsity: strength of the L1 penalty.
+        stride, crop: keep only the positions ``crop_begin + stride * y`` of each axis (see
+            :func:`shiftzoo.functional.shift`); by default every position.
     """
 
     def __init__(self, channels: int, padding: PaddingName = "zeros", init_shift: Union[float, Sequence[float]] = 1.0,
-                 init_thumb_rule: ThumbRule = 1, sparsity: float = 5e-4) -> None:
+                 init_thumb_rule: ThumbRule = 1, sparsity: float = 5e-4, stride: IntOrInts = 1,
+                 crop: CropArg = 0) -> None:
         super().__init__(channels, padding=padding, interp="nearest", grad_interp="linear", sparsity=sparsity,
-                         init_shift=init_shift, init_thumb_rule=init_thumb_rule)
+                         init_shift=init_shift, init_thumb_rule=init_thumb_rule, stride=stride, crop=crop)
 
     def _config(self) -> Dict[str, Any]:
         return {**super()._config(), "sparsity": self.sparsity}
@@ -238,12 +268,15 @@ class ActiveShift(_LearnableShift):
         interp: any registered interpolation (:func:`shiftzoo.list_interps`), ``"linear"`` by default.
         init_shift: the initial range ``r``, one number or one per spatial axis.
         init_thumb_rule: 1: ``uniform(-r, r)``; 2: ``uniform(0, r)`` times one random sign per axis.
+        stride, crop: keep only the positions ``crop_begin + stride * y`` of each axis (see
+            :func:`shiftzoo.functional.shift`); by default every position.
     """
 
     def __init__(self, channels: int, padding: PaddingName = "zeros", interp: InterpName = "linear",
-                 init_shift: Union[float, Sequence[float]] = 1.0, init_thumb_rule: ThumbRule = 1) -> None:
+                 init_shift: Union[float, Sequence[float]] = 1.0, init_thumb_rule: ThumbRule = 1,
+                 stride: IntOrInts = 1, crop: CropArg = 0) -> None:
         super().__init__(channels, padding=padding, interp=interp, grad_interp=None, sparsity=0.0,
-                         init_shift=init_shift, init_thumb_rule=init_thumb_rule)
+                         init_shift=init_shift, init_thumb_rule=init_thumb_rule, stride=stride, crop=crop)
 
     def _config(self) -> Dict[str, Any]:
         return {**super()._config(), "interp": self.interp}
@@ -252,8 +285,9 @@ class ActiveShift(_LearnableShift):
 class _FrozenShift(ShiftLayer):
     """Whole-pixel shifts kept in a buffer: no parameter, no shift gradient (and no work for one)."""
 
-    def __init__(self, shifts: Tensor, padding: PaddingName, dims: int = 0) -> None:
-        super().__init__(shifts.shape[0], padding=padding, interp="nearest", dims=dims)
+    def __init__(self, shifts: Tensor, padding: PaddingName, dims: int = 0, stride: IntOrInts = 1,
+                 crop: CropArg = 0) -> None:
+        super().__init__(shifts.shape[0], padding=padding, interp="nearest", dims=dims, stride=stride, crop=crop)
         self.register_buffer("weight", shifts.to(torch.get_default_dtype()))
 
 
@@ -270,13 +304,17 @@ class GroupedShift(_FrozenShift):
         kernel_size: kernel size, one int or one per spatial axis.
         dilation: spacing of the offsets, one int or one per spatial axis.
         padding: any registered padding.
+        stride, crop: keep only the positions ``crop_begin + stride * y`` of each axis (see
+            :func:`shiftzoo.functional.shift`); by default every position.
     """
 
     def __init__(self, channels: int, kernel_size: Union[int, Sequence[int]] = 3,
-                 dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros") -> None:
+                 dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros", stride: IntOrInts = 1,
+                 crop: CropArg = 0) -> None:
         kernel = as_tuple(kernel_size, self.dims, "kernel_size", 1)
         spacing = as_tuple(dilation, self.dims, "dilation", 1)
-        super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing), padding)
+        super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing), padding, stride=stride,
+                         crop=crop)
         self.kernel_size, self.dilation = kernel, spacing
 
     @classmethod
@@ -295,18 +333,21 @@ class FixedShift(_FrozenShift):
     Args:
         shifts: ``(C, d)`` shifts (rounded half to even if not whole); ``d`` sets the spatial axes.
         padding: any registered padding.
+        stride, crop: keep only the positions ``crop_begin + stride * y`` of each axis (see
+            :func:`shiftzoo.functional.shift`); by default every position.
     """
 
-    def __init__(self, shifts: Union[Tensor, Sequence[Sequence[float]]], padding: PaddingName = "zeros") -> None:
+    def __init__(self, shifts: Union[Tensor, Sequence[Sequence[float]]], padding: PaddingName = "zeros",
+                 stride: IntOrInts = 1, crop: CropArg = 0) -> None:
         shifts = torch.as_tensor(shifts, dtype=torch.get_default_dtype())
         if shifts.dim() != 2 or not 1 <= shifts.shape[1] <= 3 or shifts.shape[0] < 1:
             raise ValueError(f"FixedShift: shifts must have shape (C, d) with d in 1..3, got {tuple(shifts.shape)}")
         if not torch.isfinite(shifts).all():
             raise ValueError("FixedShift: shifts must be finite")
-        super().__init__(shifts, padding, dims=shifts.shape[1])
+        super().__init__(shifts, padding, dims=shifts.shape[1], stride=stride, crop=crop)
 
     @classmethod
-    def from_depthwise(cls, conv: nn.Module, **kwargs: Any) -> nn.Module:
+    def from_depthwise(cls, conv: nn.Module, downsample: str = "sample", **kwargs: Any) -> nn.Module:
         raise TypeError("FixedShift has no pattern to derive from a convolution: use GroupedShift.from_depthwise")
 
     def _config(self) -> Dict[str, Any]:
