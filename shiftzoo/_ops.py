@@ -53,6 +53,23 @@ def _shift_backward_fake(grad_output: Tensor, input: Optional[Tensor], shifts: T
     return grad_input, grad_shifts
 
 
+@torch.library.register_fake("shiftzoo::shift_affine")
+def _shift_affine_fake(input: Tensor, shifts: Tensor, padding: str, stride: List[int], crop_begin: List[int],
+                       crop_end: List[int], pre_scale, pre_bias, pre_min, pre_max, post_scale, post_bias, post_min,
+                       post_max) -> Tensor:
+    check_shift_args(input, shifts)
+    return _sampled(input, _output_size(input, stride, crop_begin, crop_end), stride, crop_begin, crop_end)
+
+
+def _inference_only(ctx, *grads):
+    raise RuntimeError("shiftzoo.shift_affine is the inference form of a shift layer (optimize_for_inference) "
+                       "and has no gradient: train the model before optimizing it")
+
+
+torch.library.register_autograd("shiftzoo::shift_affine", _inference_only,
+                                setup_context=lambda ctx, inputs, output: None)
+
+
 # The compiled ops' autograd is registered in C++ (backends/library/autograd.cpp): the engine then
 # calls shift_backward without a Python frame per call.
 

@@ -43,7 +43,9 @@ def plan(input_shape, shifts: Tensor, padding: PluginInfo, interp: PluginInfo, s
         offset = start + begin
         length = stride * (size - 1) + support if size > 0 else 0
         raw = offset.view(-1, 1) + torch.arange(length, device=shifts.device)
-        tables.append(padding.padding(raw, n).to(torch.int64).contiguous())
+        # an empty axis has no index to give: every tap reads nothing
+        table = padding.padding(raw, n) if n > 0 and raw.numel() > 0 else torch.full_like(raw, -1)
+        tables.append(table.to(torch.int64).contiguous())
         offsets.append(offset)
         weights.append(interp.interp.weights(frac))
     return TapPlan(torch.stack(offsets, 1), tables, torch.stack(weights, 1))

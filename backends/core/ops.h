@@ -8,6 +8,7 @@
 //     template <class Interp> static Plan plan(shifts, input geometry, sampling, periods);  // rejects non-finite shifts
 //     static Plan tabled_plan(offsets, weights, input geometry, sampling);                   // runtime plugins
 //     template <class Padding> static void forward(input, output, plan, padding);
+//     template <class Padding> static void forward_affine(input, output, plan, padding, pre, post);
 //     template <class Padding> static at::Tensor backward(grad_out, input, grad_in,
 //         value_plan or null, value_padding, grad_plan or null, grad_padding);  // (C, taps) correlations
 //     static at::Tensor contract(plan, input geometry, correlations, Derivative);   // double
@@ -18,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
 #include <array>
@@ -26,6 +28,7 @@
 #include <tuple>
 #include <utility>
 
+#include "backends/core/channel_affine.h"
 #include "backends/core/checks.h"
 #include "backends/core/contraction.h"
 #include "backends/core/geometry.h"
@@ -52,7 +55,31 @@ class ShiftOps {
     const Geometry g(input);
     with_padding(padding, [&](auto pad) {
       const Plan plan = compiled_plan(shifts, g, sampling, interp, pad);  // rejects non-finite shifts, even with no data
-      if (output.numel() > 0) Backend::forward(input, output, plan, pad);
+      if (output.numel() == 0) return;
+      if (reads_nothing(input.sizes())) return void(output.zero_());
+      Backend::forward(input, output, plan, pad);
+    });
+    return output;
+  }
+
+  // The inference form: a whole-pixel shift (interp nearest) with the per-channel maps pre and
+  // post folded in (core/channel_affine.h): out = post(shift(pre(input))).
+  static at::Tensor shift_affine(const at::Tensor& input, const at::Tensor& shifts, c10::string_view padding,
+                                 at::IntArrayRef stride, at::IntArrayRef crop_begin, at::IntArrayRef crop_end,
+                                 const std::optional<at::Tensor>& pre_scale, const std::optional<at::Tensor>& pre_bias,
+                                 double pre_min, double pre_max, const std::optional<at::Tensor>& post_scale,
+                                 const std::optional<at::Tensor>& post_bias, double post_min, double post_max) {
+    check_shift_args(input, shifts);
+    const AffineSpec pre = affine_spec(pre_scale, pre_bias, pre_min, pre_max, input, "pre");
+    const AffineSpec post = affine_spec(post_scale, post_bias, post_min, post_max, input, "post");
+    const Sampling sampling(stride, crop_begin, crop_end, input.dim() - 2);
+    at::Tensor output = sampled_like(input, sampling);
+    const Geometry g(input);
+    with_padding(padding, [&](auto pad) {
+      const Plan plan = compiled_plan(shifts, g, sampling, "nearest", pad);  // rejects non-finite shifts
+      if (output.numel() == 0) return;
+      if (reads_nothing(input.sizes())) return void(output.copy_(post_of_zero(post, output)));
+      Backend::forward_affine(input, output, plan, pad, pre, post);
     });
     return output;
   }
@@ -96,7 +123,9 @@ class ShiftOps {
     check_tabled_plan(offsets, weights, tables, g, sampling);
     const Plan plan = Backend::tabled_plan(offsets, weights, g, sampling);
     at::Tensor output = sampled_like(input, sampling);
-    if (output.numel() > 0) Backend::forward(input, output, plan, TabledPadding{tables, padding});
+    if (output.numel() == 0) return output;
+    if (reads_nothing(input.sizes())) return output.zero_();
+    Backend::forward(input, output, plan, TabledPadding{tables, padding});
     return output;
   }
 
@@ -135,6 +164,42 @@ class ShiftOps {
     return plan;
   }
 
+  // One of shift_affine's maps, checked: scale and bias (C,) floating, on the input's device,
+  // both or neither; bounds lo <= hi.
+  static AffineSpec affine_spec(const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias,
+                                double lo, double hi, const at::Tensor& input, const char* which) {
+    TORCH_CHECK_VALUE(scale.has_value() == bias.has_value(), "shiftzoo.shift_affine: ", which,
+                      "_scale and ", which, "_bias must be given together");
+    for (const auto* t : {&scale, &bias}) {
+      if (!t->has_value()) continue;
+      TORCH_CHECK_VALUE((*t)->dim() == 1 && (*t)->size(0) == input.size(1) && at::isFloatingType((*t)->scalar_type()) &&
+                            (*t)->device() == input.device(),
+                        "shiftzoo.shift_affine: expected ", which, " scale and bias of shape (", input.size(1),
+                        ",), floating, on ", input.device(), ", got ", (*t)->scalar_type(), " ", (*t)->sizes(), " on ",
+                        (*t)->device());
+    }
+    TORCH_CHECK_VALUE(!(lo > hi), "shiftzoo.shift_affine: ", which, "_min ", lo, " exceeds ", which, "_max ", hi);
+    return {scale, bias, lo, hi};
+  }
+
+  // Whether the input has an empty spatial axis: then every tap of every output reads nothing
+  // (the padding has no index to give), whatever the padding.
+  static bool reads_nothing(at::IntArrayRef input_sizes) {
+    for (size_t k = 2; k < input_sizes.size(); ++k)
+      if (input_sizes[k] == 0) return true;
+    return false;
+  }
+
+  // post(0) of every channel, broadcast to `output`'s shape: what shift_affine gives where every
+  // tap reads nothing.
+  static at::Tensor post_of_zero(const AffineSpec& post, const at::Tensor& output) {
+    at::Tensor value = post.scale ? post.bias->to(at::kDouble) : at::zeros({output.size(1)}, at::kDouble);
+    value = value.clamp(post.lo, post.hi).to(output.scalar_type());
+    std::vector<int64_t> shape(output.dim(), 1);
+    shape[1] = output.size(1);
+    return value.view(shape).expand(output.sizes());
+  }
+
   // A new tensor for the sampled positions of `input`: its very strides where every position is
   // kept, its memory format otherwise.
   static at::Tensor sampled_like(const at::Tensor& input, const Sampling& sampling) {
@@ -166,7 +231,9 @@ class ShiftOps {
                                                     bool input_grad, bool correlate, const Padding& value_pad,
                                                     const Padding& grad_pad, MakeValuePlan make_value_plan,
                                                     MakeGradPlan make_grad_plan, bool same_plans, Derivative of) {
-    const bool work = grad_out.numel() > 0;
+    // nothing flows where no output exists, or where the input has an empty axis (every tap reads
+    // nothing: both gradients are zero)
+    const bool work = grad_out.numel() > 0 && !reads_nothing(input_size);
     correlate = correlate && work;
     if (correlate) check_input_for_correlation(input, grad_out);
     at::Tensor grad_in = at::empty({0}, grad_out.options());

@@ -35,6 +35,13 @@ struct CpuBackend {
     cpu::forward(input, output, TapTables(plan, in_geom, out_geom, tap_source(pad, plan, in_geom)));
   }
 
+  template <class Padding>
+  static void forward_affine(const at::Tensor& input, const at::Tensor& output, const ShiftPlan& plan,
+                             const Padding& pad, const AffineSpec& pre, const AffineSpec& post) {
+    const Geometry in_geom(input), out_geom(output);
+    cpu::forward_affine(input, output, TapTables(plan, in_geom, out_geom, tap_source(pad, plan, in_geom)), pre, post);
+  }
+
   // `input` has the input's geometry (the input itself, or where only the input gradient is
   // asked for, grad_in); grad_out the output's.
   template <class Padding>

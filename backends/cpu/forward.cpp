@@ -63,7 +63,58 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
   });
 }
 
+// One map per channel, in A, from the op's spec (scale and bias read in host memory).
+template <typename A>
+std::vector<AffineClamp<A>> channel_maps(const AffineSpec& spec, int64_t channels) {
+  std::vector<AffineClamp<A>> maps(channels);
+  const at::Tensor scale = spec.scale ? spec.scale->to(at::kDouble).contiguous() : at::Tensor();
+  const at::Tensor bias = spec.bias ? spec.bias->to(at::kDouble).contiguous() : at::Tensor();
+  for (int64_t c = 0; c < channels; ++c) {
+    AffineClamp<A>& m = maps[c];
+    m.lo = static_cast<A>(spec.lo);
+    m.hi = static_cast<A>(spec.hi);
+    if (!scale.defined()) continue;
+    m.affine = true;
+    m.scale = static_cast<A>(scale.const_data_ptr<double>()[c]);
+    m.bias = static_cast<A>(bias.const_data_ptr<double>()[c]);
+  }
+  return maps;
+}
+
+template <typename T>
+void forward_affine_typed(const at::Tensor& input, const at::Tensor& output, const TapTables& taps,
+                          const AffineSpec& pre_spec, const AffineSpec& post_spec) {
+  using A = at::opmath_type<T>;
+  const Kernels<T>& k = kernels<T>();
+  const Geometry in_geom(input), out_geom(output);
+  const std::vector<AffineClamp<A>> pre = channel_maps<A>(pre_spec, in_geom.channels);
+  const std::vector<AffineClamp<A>> post = channel_maps<A>(post_spec, in_geom.channels);
+  const T* in_data = input.const_data_ptr<T>();
+  T* out_data = output.mutable_data_ptr<T>();
+  if (channels_inner(in_geom) && channels_inner(out_geom)) {
+    const int64_t rows = out_geom.batch * out_geom.size[0] * out_geom.size[1];
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (out_geom.size[2] * out_geom.channels));
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      k.forward_rows_affine_channels_inner(in_data, out_data, in_geom, out_geom, taps, pre.data(), post.data(), begin,
+                                           end);
+    });
+    return;
+  }
+  for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
+    k.forward_plane_affine(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom,
+                           taps[c], pre[c], post[c]);
+  });
+}
+
 }  // namespace
+
+void forward_affine(const at::Tensor& input, const at::Tensor& output, const TapTables& taps, const AffineSpec& pre,
+                    const AffineSpec& post) {
+  if (output.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift_affine", [&] {
+    forward_affine_typed<scalar_t>(input, output, taps, pre, post);
+  });
+}
 
 void forward(const at::Tensor& input, const at::Tensor& output, const TapTables& taps) {
   if (input.numel() == 0) return;

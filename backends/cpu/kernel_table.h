@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/core/channel_affine.h"
 #include "backends/core/geometry.h"
 #include "backends/cpu/scratch.h"
 #include "backends/cpu/tap_tables.h"
@@ -40,6 +41,14 @@ struct Kernels {
   void (*copy_rows_channel_runs)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                                  const TapTables& taps, const std::vector<Span>& runs, int64_t row_begin,
                                  int64_t row_end);
+  // The inference form (shift_affine): one plane (n, c) whose channels are not inner, with the
+  // channel's maps; output rows [row_begin, row_end) of a channels-inner layout, with every
+  // channel's.
+  void (*forward_plane_affine)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
+                               const ChannelTaps& taps, const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post);
+  void (*forward_rows_affine_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
+                                             const TapTables& taps, const AffineClamp<Accum>* pre,
+                                             const AffineClamp<Accum>* post, int64_t row_begin, int64_t row_end);
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,
                           const ChannelTaps& taps, double* corr, Scratch& scratch);

@@ -3,12 +3,18 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "backends/core/channel_affine.h"
 #include "backends/cpu/tap_tables.h"
 
 namespace shiftzoo::cpu {
 
 // output = the shift of input described by `taps` (forward.cpp).
 void forward(const at::Tensor& input, const at::Tensor& output, const TapTables& taps);
+
+// output = post(the single-tap shift of pre(input) described by `taps`) (forward.cpp; the
+// maps of core/channel_affine.h).
+void forward_affine(const at::Tensor& input, const at::Tensor& output, const TapTables& taps, const AffineSpec& pre,
+                    const AffineSpec& post);
 
 // Both gradients in one pass (backward.cpp). With `input_grad`, grad_input = the adjoint of the
 // forward those tables came from. With `correlate`, returns per channel the tap correlations

@@ -9,6 +9,7 @@ namespace shiftzoo::cpu {
 TORCH_LIBRARY_IMPL(shiftzoo, CPU, m) {
   using Ops = ShiftOps<CpuBackend>;
   m.impl("shift", &Ops::shift);
+  m.impl("shift_affine", &Ops::shift_affine);
   m.impl("shift_backward", &Ops::shift_backward);
   m.impl("shift_tabled", &Ops::shift_tabled);
   m.impl("shift_tabled_backward", &Ops::shift_tabled_backward);

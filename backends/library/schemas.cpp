@@ -20,6 +20,14 @@ TORCH_LIBRARY(shiftzoo, m) {
       "shift_backward(Tensor grad_output, Tensor? input, Tensor shifts, str padding, str interp, "
       "str grad_interp, int[] stride, int[] crop_begin, int[] crop_end, SymInt[] input_size, bool input_grad, "
       "bool shifts_grad) -> (Tensor, Tensor)");
+  // The inference form of a whole-pixel shift with the per-channel maps around it folded in:
+  // out = post(shift(pre(input))) with interp nearest, where pre and post are v -> clamp(fma(v,
+  // scale[c], bias[c]), min, max) (scale and bias (C,) both given or both None: no affine map; an
+  // infinite bound: no clamp), and the shift's zeros padding reads 0 after pre. No gradient.
+  m.def(
+      "shift_affine(Tensor input, Tensor shifts, str padding, int[] stride, int[] crop_begin, int[] crop_end, "
+      "Tensor? pre_scale, Tensor? pre_bias, float pre_min, float pre_max, Tensor? post_scale, Tensor? post_bias, "
+      "float post_min, float post_max) -> Tensor");
   // The same shift for runtime plugins, planned in Python: per channel and spatial axis k, tap t
   // of output y reads tables[k][c][stride * y + t] (an index, or -1 for zero) with weight
   // weights[c][k][t]; tap 0 sits at raw index stride * y + offsets[c][k] (the crop included).

@@ -70,12 +70,13 @@ class FEBlock(nn.Module):
         self.body = nn.Sequential(shift_bottleneck(self.active, mid, out_channels - kept, stride, shift),
                                   nn.ReLU(inplace=True))
         self.stride = stride
+        self.kept = kept
 
     def forward(self, input: Tensor) -> Tensor:
         new = self.body(input[:, :self.active])
-        kept = input[:, self.active:]
-        if kept.shape[1] == 0:
+        if self.kept == 0:  # (known at construction: the block stays traceable by torch.fx)
             return new
+        kept = input[:, self.active:]
         if self.stride > 1:  # ceil_mode: the size of the strided 1x1 conv's output
             kept = F.avg_pool2d(kept, self.stride, self.stride, ceil_mode=True)
         return torch.cat([new, kept], dim=1)

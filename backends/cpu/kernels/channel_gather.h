@@ -105,6 +105,15 @@ class ChannelRowGather {
     for (const int64_t c : far_) far_channel(taps_[c], source_row(in_n, c, z, a, j), out + c * ocs, os);
   }
 
+  // Pixels where every regular channel reads inside its row; the other pixels; the channels that
+  // are not regular.
+  Span common() const { return common_; }
+  const std::vector<int64_t>& band() const { return band_x_; }
+  // What regular channel c reads at band pixel band()[b]: band_sources()[b * C + c] (kZeroTap:
+  // nothing, where the row itself is read).
+  const std::vector<int64_t>& band_sources() const { return band_src_; }
+  const std::vector<int64_t>& far_channels() const { return far_; }
+
  private:
   // Channels whose reads leave the input row further than this from its ends are not regular.
   static constexpr int64_t kEdge = 8;

@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/core/channel_affine.h"
 #include "backends/core/geometry.h"
 #include "backends/cpu/convert.h"
 #include "backends/cpu/kernel_table.h"

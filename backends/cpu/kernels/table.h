@@ -6,6 +6,7 @@
 // kernels/dependencies.h; its code has internal linkage.
 #pragma once
 #include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/affine.h"
 #include "backends/cpu/kernels/backward_plane.h"
 #include "backends/cpu/kernels/channels_inner_backward.h"
 #include "backends/cpu/kernels/channels_inner_forward.h"
@@ -23,6 +24,8 @@ Kernels<T> make_kernels() {
   k.copy_plane_run = &copy_dense_planes<T>;
   k.forward_rows_channels_inner = &forward_rows_channels_inner<T>;
   k.copy_rows_channel_runs = &copy_rows_channel_runs<T>;
+  k.forward_plane_affine = &forward_plane_affine<T>;
+  k.forward_rows_affine_channels_inner = &forward_rows_affine_channels_inner<T>;
   if constexpr (in_float) {
     k.correlate_plane = &correlate_plane_in_float<T>;
     k.add_padding_term = &add_padding_term_in_float<T>;

@@ -1,0 +1,36 @@
+// A per-channel affine map and clamp around a whole-pixel shift, v -> clamp(fma(v, scale[c],
+// bias[c]), lo, hi): the eval-mode BatchNorm and the ReLU / ReLU6 / Hardtanh before and after a
+// shift layer, which the inference form folds into the shift (shiftzoo.optimize_for_inference,
+// op shift_affine) so that one pass over memory does what took five. fma rounds once, as ATen's
+// BatchNorm kernels do; optimize_for_inference checks every folded layer against the modules it
+// replaces, bit for bit, and folds nothing where they differ.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "plugins/common.h"
+
+namespace shiftzoo {
+
+// As the op takes it: scale and bias (C,) both given or both absent, and the clamp bounds.
+struct AffineSpec {
+  std::optional<at::Tensor> scale, bias;
+  double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
+};
+
+// One channel's map, in the kernels' precision A.
+template <typename A>
+struct AffineClamp {
+  A scale = 1, bias = 0, lo = -std::numeric_limits<A>::infinity(), hi = std::numeric_limits<A>::infinity();
+  bool affine = false;
+
+  SHIFTZOO_HD A operator()(A v) const {
+    if (affine) v = std::fma(v, scale, bias);
+    return v < lo ? lo : v > hi ? hi : v;  // NaN stays NaN
+  }
+};
+
+}  // namespace shiftzoo

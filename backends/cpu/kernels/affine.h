@@ -1,0 +1,158 @@
+// The inference form's kernels (op shift_affine): a single-tap shift with the per-channel maps
+// pre and post around it (core/channel_affine.h), out = post(shift(pre(input))), where a tap that
+// reads nothing gives post(0). One pass: each output element reads its source once.
+//
+// A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
+// once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
+// its own copy compiled for its instruction set.
+#pragma once
+#include "backends/cpu/kernels/dependencies.h"
+#include "backends/cpu/kernels/channel_gather.h"
+
+namespace shiftzoo::cpu {
+namespace {
+
+// What output x of a row reads through channel `taps`' tables, mapped: post(pre(row[source])), or
+// post(0) for a tap that reads nothing (row null: the whole row reads nothing).
+template <typename T, typename A>
+T map_tap(const T* row, int64_t xs, const ChannelTaps& taps, int64_t x, const AffineClamp<A>& pre,
+          const AffineClamp<A>& post) {
+  const int64_t j = row ? taps.source_x(x) : kZeroTap;
+  return static_cast<T>(post(j == kZeroTap ? A(0) : pre(static_cast<A>(row[j * xs]))));
+}
+
+// Plane (n, c) of a layout whose channels are not inner, any strides, with the channel's maps.
+// Dense planes that keep every position: per D-slice, the rows whose tap lies inside the plane
+// read the same flat block moved by a fixed offset, mapped in one long loop (short rows cost no
+// per-row overhead); then the edge columns and the other rows, through the tables.
+template <typename T>
+void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
+                          const ChannelTaps& taps, const AffineClamp<at::opmath_type<T>>& pre,
+                          const AffineClamp<at::opmath_type<T>>& post) {
+  using A = at::opmath_type<T>;
+  const int64_t xs = in_geom.stride[2], os = out_geom.stride[2], H = out_geom.size[1], W = out_geom.size[2];
+  const T zero_out = static_cast<T>(post(A(0)));
+  const bool dense = unit_sampling(taps, in_geom, out_geom) && dense_rows(in_geom) && dense_rows(out_geom);
+  const Span rows = taps.inner_y, cols = taps.inner;
+  const bool block = dense && rows.end > rows.begin && cols.end > cols.begin;
+  for (int64_t z = 0; z < out_geom.size[0]; ++z) {
+    T* out_slice = out_plane + z * out_geom.stride[0];
+    const int64_t sz = taps.src_z[z];
+    const bool slice_block = block && sz != kZeroTap;
+    if (slice_block) {
+      const T* in = in_plane + sz * in_geom.stride[0] + taps.offset_y * W + taps.offset;
+      const int64_t first = rows.begin * W + cols.begin, last = (rows.end - 1) * W + cols.end;
+      for (int64_t i = first; i < last; ++i) out_slice[i] = static_cast<T>(post(pre(static_cast<A>(in[i]))));
+      for (int64_t y = rows.begin; y < rows.end; ++y) {  // the block's edge columns read other taps
+        const T* row = in_plane + sz * in_geom.stride[0] + taps.src_y[y] * W;
+        for (int64_t e = 0; e < taps.edges; ++e)
+          out_slice[y * W + taps.edge_x[e]] = map_tap(row, int64_t{1}, taps, taps.edge_x[e], pre, post);
+      }
+    }
+    for (int64_t y = 0; y < H; ++y) {
+      if (slice_block && y >= rows.begin && y < rows.end) continue;  // done above
+      T* out = out_slice + y * out_geom.stride[1];
+      const int64_t sy = taps.src_y[y];
+      if (sz == kZeroTap || sy == kZeroTap) {
+        for (int64_t x = 0; x < W; ++x) out[x * os] = zero_out;
+        continue;
+      }
+      const T* row = in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1];
+      const T* moved = row + taps.offset * xs;
+      const int64_t step = taps.step_x * xs;
+      for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x)
+        out[x * os] = static_cast<T>(post(pre(static_cast<A>(moved[x * step]))));
+      for (int64_t e = 0; e < taps.edges; ++e) out[taps.edge_x[e] * os] = map_tap(row, xs, taps, taps.edge_x[e], pre, post);
+    }
+  }
+}
+
+// out[c] = post_c(pre_c(out[c])) for the channels of one pixel (contiguous), every channel's map
+// laid out as arrays; the affine parts only where the op has them.
+template <bool PreAffine, bool PostAffine, typename T, typename A>
+void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, const A* __restrict pre_bias, A pre_lo,
+               A pre_hi, const A* __restrict post_scale, const A* __restrict post_bias, A post_lo, A post_hi) {
+  for (int64_t c = 0; c < C; ++c) {
+    A v = static_cast<A>(out[c]);
+    if constexpr (PreAffine) v = std::fma(v, pre_scale[c], pre_bias[c]);
+    v = v < pre_lo ? pre_lo : v > pre_hi ? pre_hi : v;
+    if constexpr (PostAffine) v = std::fma(v, post_scale[c], post_bias[c]);
+    v = v < post_lo ? post_lo : v > post_hi ? post_hi : v;
+    out[c] = static_cast<T>(v);
+  }
+}
+
+// Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
+// with every channel's maps (pre[c], post[c]). Each row is gathered as the plain shift gathers it
+// (ChannelRowGather, raw values, 0 where a tap reads nothing), then mapped in place a pixel at a
+// time, vectorised over channels; a tap that reads nothing (at the few pixels near the ends, by
+// the band tables; on whole rows of channels whose source row reads nothing) then takes post(0),
+// and the channels shifted far (not regular) are mapped element by element through the tables.
+template <typename T>
+void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geometry& in_geom,
+                                        const Geometry& out_geom, const TapTables& taps,
+                                        const AffineClamp<at::opmath_type<T>>* pre,
+                                        const AffineClamp<at::opmath_type<T>>* post, int64_t row_begin,
+                                        int64_t row_end) {
+  using A = at::opmath_type<T>;
+  const int64_t C = in_geom.channels, D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
+  const int64_t xs = in_geom.stride[2], ics = in_geom.stride_c, os = out_geom.stride[2], ocs = out_geom.stride_c;
+  ChannelRowGather<T> gather(taps, in_geom, out_geom, W, taps.front().step_x);
+  std::vector<A> pre_scale(C), pre_bias(C), post_scale(C), post_bias(C);
+  std::vector<T> of_zero(C);  // post(0) per channel: what a tap that reads nothing gives
+  for (int64_t c = 0; c < C; ++c) {
+    pre_scale[c] = pre[c].scale;
+    pre_bias[c] = pre[c].bias;
+    post_scale[c] = post[c].scale;
+    post_bias[c] = post[c].bias;
+    of_zero[c] = static_cast<T>(post[c](A(0)));
+  }
+  const bool pre_affine = C > 0 && pre[0].affine, post_affine = C > 0 && post[0].affine;
+  const A pre_lo = C > 0 ? pre[0].lo : A(0), pre_hi = C > 0 ? pre[0].hi : A(0);
+  const A post_lo = C > 0 ? post[0].lo : A(0), post_hi = C > 0 ? post[0].hi : A(0);
+  std::vector<T> pixel(ocs == 1 ? 0 : C);  // a pixel's channels made contiguous
+  auto map = [&](T* out) {
+    T* channels = ocs == 1 ? out : pixel.data();
+    if (ocs != 1)
+      for (int64_t c = 0; c < C; ++c) channels[c] = out[c * ocs];
+    auto run = [&](auto pre_on, auto post_on) {
+      map_pixel<decltype(pre_on)::value, decltype(post_on)::value>(channels, C, pre_scale.data(), pre_bias.data(),
+                                                                    pre_lo, pre_hi, post_scale.data(),
+                                                                    post_bias.data(), post_lo, post_hi);
+    };
+    if (pre_affine && post_affine) run(std::true_type{}, std::true_type{});
+    else if (pre_affine) run(std::true_type{}, std::false_type{});
+    else if (post_affine) run(std::false_type{}, std::true_type{});
+    else run(std::false_type{}, std::false_type{});
+    if (ocs != 1)
+      for (int64_t c = 0; c < C; ++c) out[c * ocs] = channels[c];
+  };
+  const std::vector<int64_t>& band = gather.band();
+  const std::vector<int64_t>& band_sources = gather.band_sources();
+  for (int64_t row_index = row_begin; row_index < row_end; ++row_index) {
+    const int64_t y = row_index % H, z = (row_index / H) % D, n = row_index / (H * D);
+    const T* in_n = in_data + n * in_geom.stride_n;
+    T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
+    gather.gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
+    for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
+    for (size_t b = 0; b < band.size(); ++b) {
+      T* out = out_row + band[b] * os;
+      const int64_t* sources = band_sources.data() + b * C;
+      for (int64_t c = 0; c < C; ++c)
+        if (sources[c] == kZeroTap) out[c * ocs] = of_zero[c];
+    }
+    for (int64_t c = 0; c < C; ++c) {  // channels whose source row reads nothing
+      if (taps[c].src_z[z] != kZeroTap && taps[c].src_y[y] != kZeroTap) continue;
+      for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = of_zero[c];
+    }
+    for (const int64_t c : gather.far_channels()) {
+      const int64_t sz = taps[c].src_z[z], sy = taps[c].src_y[y];
+      if (sz == kZeroTap || sy == kZeroTap) continue;  // done above
+      const T* row = in_n + c * ics + sz * in_geom.stride[0] + sy * in_geom.stride[1];
+      for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = map_tap(row, xs, taps[c], x, pre[c], post[c]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shiftzoo::cpu
