@@ -39,13 +39,9 @@ a candidate is reported in place of its timing.
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import json
-import platform
-import random
-import statistics
-import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,6 +53,8 @@ from torch import Tensor
 import shiftzoo
 from shiftzoo import reference
 from shiftzoo.functional import shift
+from timing import (CONDITIONS, Candidate, describe_error, interleaved_timings, machine_info, run_under_conditions,
+                    strip_options)
 
 Fn = Callable[[Tensor], Tensor]
 Selector = slice | Tensor
@@ -201,12 +199,6 @@ class RowResult:
                 "targets": [{**asdict(t), "met": t.met} for t in self.targets]}
 
 
-@dataclass
-class Candidate:
-    run: Callable[[], object]
-    reset: Callable[[], None]
-
-
 def make_candidate(fn: Fn, x: Tensor, backward: bool, leaves: Sequence[Tensor],
                    g: Tensor | None) -> Candidate:
     """``fn(x)``, or ``fn(x).backward(g)`` with the gradients of ``x`` and ``leaves`` reset."""
@@ -219,49 +211,6 @@ def make_candidate(fn: Fn, x: Tensor, backward: bool, leaves: Sequence[Tensor],
             p.grad = None
 
     return Candidate(run=lambda: fn(x).backward(g), reset=reset)
-
-
-@dataclass(frozen=True)
-class Timing:
-    median_ms: float
-    q1_ms: float  # quartiles: the spread over rounds, to judge the noise
-    q3_ms: float
-
-    @classmethod
-    def of(cls, samples: Sequence[float]) -> Timing:
-        q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else samples * 3
-        return cls(statistics.median(samples), q1, q3)
-
-
-def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int
-                        ) -> dict[str, Timing]:
-    """Per-candidate ms over rounds; each round runs every candidate once, in a random order
-    (seeded: the same orders every run)."""
-    names = list(cands)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    rng = random.Random(0)
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(warmup + rounds):
-            order = names[:]
-            rng.shuffle(order)
-            for name in order:
-                cand = cands[name]
-                cand.reset()
-                t0 = time.perf_counter()
-                out = cand.run()
-                t1 = time.perf_counter()
-                del out
-                if r >= warmup:
-                    times[name].append((t1 - t0) * 1e3)
-    finally:
-        gc.enable()
-    return {k: Timing.of(v) for k, v in times.items()}
-
-
-def describe_error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
 
 
 def run_group(shape_str: str, group: str, x: Tensor, backward: bool, rows: Sequence[RowSpec],
@@ -415,20 +364,6 @@ def bench_shape(shape: Sequence[int], dtype: torch.dtype, all_paddings: bool, ro
 # Reporting
 # ------------------------------------------------------------------------------------------------
 
-def machine_info(threads: int) -> dict:
-    """Processor (``platform`` and ``lscpu``'s model name), versions and thread count."""
-    model = None
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
-                             check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("Model name")), None)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"processor": platform.processor(), "cpu_model": model, "machine": platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": threads}
-
-
 CL = " [channels_last]"
 REF = "ref: "  # reference rows: PyTorch's own cheapest ops of the same traffic, held to no target
 DWCONV_SHAPES = ("32x64x56x56", "8x256x28x28")
@@ -552,8 +487,8 @@ def run_setting(shapes: Sequence[Sequence[int]], dtype_name: str, threads: int, 
     assess_targets(results, dtype_name)
 
     print(f"## shiftzoo.shift on {info['cpu_model'] or info['processor']}, torch {info['torch']}, "
-          f"{info['threads']} threads, {dtype_name}; medians of {rounds} interleaved rounds "
-          f"(+{warmup} warm-up), {elapsed:.0f} s.\n")
+          f"{info['threads']} threads, {dtype_name}, allocator: {info['malloc']}; medians of {rounds} "
+          f"interleaved rounds (+{warmup} warm-up), {elapsed:.0f} s.\n")
     print(markdown_table(results))
     print()
     for line in notes(results, dtype):
@@ -571,6 +506,7 @@ def run_setting(shapes: Sequence[Sequence[int]], dtype_name: str, threads: int, 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", nargs="+", type=parse_shape, default=None,
                     help=f"NxCx... shapes, default {' '.join(DEFAULT_SHAPES)} "
@@ -580,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30; 3 quick)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
     ap.add_argument("--quick", action="store_true", help="few rounds, two shapes: a smoke test")
+    ap.add_argument("--malloc", choices=(*CONDITIONS, "both"), default="both",
+                    help="allocator condition (see benchmarks/timing.py; default both, one after the other)")
     ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -591,12 +529,17 @@ def main(argv: Sequence[str] | None = None) -> None:
           "×dwconv < 1 means faster than the depthwise 3-tap conv it replaces "
           "(fwd rows: conv fwd; fwd+bwd rows: conv fwd+bwd). "
           "×best-pytorch: to the pure-PyTorch way named. ×contiguous: a channels_last row's "
-          "×clone over the same row's contiguous ×clone.\n")
-    settings = [run_setting(shapes, dtype, threads, rounds, warmup, args.seed)
-                for dtype in args.dtype for threads in args.threads]
+          "×clone over the same row's contiguous ×clone.\n", flush=True)
+
+    def run() -> dict:
+        return {"settings": [run_setting(shapes, dtype, threads, rounds, warmup, args.seed)
+                             for dtype in args.dtype for threads in args.threads]}
+
+    conditions = CONDITIONS if args.malloc == "both" else (args.malloc,)
+    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), conditions, run)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"settings": settings}, f, indent=2)
+            json.dump({"settings": [s for part in parts for s in part["settings"]]}, f, indent=2)
         print(f"wrote {args.json}")
 
 

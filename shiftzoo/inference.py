@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from . import _extension, functional, reference
+from . import _extension, functional, plugin_registry, reference
 from ._sampling import CropArg, IntOrInts, Sampling
 from .nn.geometry import DepthwiseGeometry
 from .nn.layers import ShiftLayer
@@ -209,8 +209,6 @@ def optimize_for_inference(model: nn.Module, *, fold: bool = True) -> InferenceR
     if model.training:
         raise ValueError("optimize_for_inference: the model is in training mode; call model.eval() first "
                          "(BatchNorm folds its running statistics)")
-    from . import plugin_registry
-
     report = InferenceReport()
     eligible: Dict[str, ShiftLayer] = {}
     for name, layer in model.named_modules():

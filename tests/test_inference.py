@@ -2,7 +2,6 @@
 shiftzoo.optimize_for_inference, whose outputs must equal the unoptimized model's bit for bit."""
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -10,7 +9,7 @@ import torch
 from torch import nn
 
 import shiftzoo
-from helpers import F64, PADDINGS, gen
+from helpers import PADDINGS, gen
 from shiftzoo import reference
 from shiftzoo._sampling import Sampling
 from shiftzoo.inference import InferenceShift, optimize_for_inference

@@ -28,6 +28,8 @@ struct Kernels {
   // Forward of one plane (n, c) whose channels are not inner.
   void (*forward_plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                         const ChannelTaps& taps, Scratch& scratch);
+  // Single-tap forward of a small plane, output dense: out[i] = in[index[i]] (index < 0: 0).
+  void (*gather_plane)(const T* in, T* out, const int32_t* index, int64_t numel);
   // Single-tap forward of `planes` consecutive planes that read alike, rows contiguous and the
   // planes densely stacked (a channel run of one batch item): one block move.
   void (*copy_plane_run)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,

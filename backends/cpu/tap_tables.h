@@ -95,10 +95,21 @@ struct ChannelTaps {
     }
   }
 
-  // Channel c of `plan`, reading its three axis tables (as fill_axis wrote them) and keeping its
-  // tap weights in weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
-  void set(const ShiftPlan& plan, int64_t c, const Geometry& in_geom, const Geometry& out_geom,
-           const std::array<const int64_t*, kAxes>& tables, double* weight_storage, double* factor_storage) {
+  // One axis's table (as fill_axis wrote it) and the output positions whose taps all lie inside the
+  // axis (interior), computed once per table.
+  struct AxisTable {
+    const int64_t* indices;
+    Span inner;
+  };
+  static AxisTable axis_table(const int64_t* indices, const Geometry& in_geom, const Geometry& out_geom, int axis,
+                              int64_t offset, int k, int64_t step) {
+    return {indices, interior(in_geom.size[axis], out_geom.size[axis], offset, k, step)};
+  }
+
+  // Channel c of `plan`, reading its three axis tables and keeping its tap weights in
+  // weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
+  void set(const ShiftPlan& plan, int64_t c, const Geometry& out_geom, const std::array<AxisTable, kAxes>& axes,
+           double* weight_storage, double* factor_storage) {
     const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
     kd = plan.support[0];
     kh = plan.support[1];
@@ -106,17 +117,17 @@ struct ChannelTaps {
     step_z = plan.step[0];
     step_y = plan.step[1];
     step_x = plan.step[2];
-    src_z = tables[0];
+    src_z = axes[0].indices;
     offset_z = td.offset;
-    inner_z = interior(in_geom.size[0], out_geom.size[0], offset_z, kd, step_z);
-    src_y = tables[1];
+    inner_z = axes[0].inner;
+    src_y = axes[1].indices;
     offset_y = th.offset;
-    inner_y = interior(in_geom.size[1], out_geom.size[1], offset_y, kh, step_y);
+    inner_y = axes[1].inner;
     offset = tw.offset;
-    inner = interior(in_geom.size[2], out_geom.size[2], offset, kw, step_x);
+    inner = axes[2].inner;
     edges = out_geom.size[2] - (inner.end - inner.begin);
-    edge_x = tables[2];
-    edge_src = tables[2] + edges;
+    edge_x = axes[2].indices;
+    edge_src = axes[2].indices + edges;
     for (int a = 0; a < kd; ++a)
       for (int b = 0; b < kh; ++b)
         for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
@@ -187,6 +198,9 @@ class TapTables {
       runs_ = equal_tap_runs(plan);
     } else {
       build_per_channel(plan, in_geom, out_geom, source);
+      reading_class_.resize(in_geom.channels);
+      for (int64_t c = 0; c < in_geom.channels; ++c) reading_class_[c] = static_cast<int32_t>(c);
+      classes_ = in_geom.channels;
     }
   }
   TapTables(const TapTables&) = delete;
@@ -203,6 +217,10 @@ class TapTables {
   // Whether every position is kept: output and input have one geometry, every step is 1 (the
   // kernels' dense block paths need it).
   bool unit_sampling() const { return unit_sampling_; }
+  // Channels that read alike (the same tables) share a class: reading_class()[c] in
+  // [0, classes()). Channels of a runtime plugin's tables each have their own.
+  const std::vector<int32_t>& reading_class() const { return reading_class_; }
+  int64_t classes() const { return classes_; }
 
  private:
   template <class Source>
@@ -220,14 +238,16 @@ class TapTables {
     const int64_t grain = std::max<int64_t>(1, 4096 * C / std::max<int64_t>(1, start.back()));
     at::parallel_for(0, C, grain, [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
-        std::array<const int64_t*, kAxes> tables{};
+        std::array<ChannelTaps::AxisTable, kAxes> axes{};
         for (int axis = 0; axis < kAxes; ++axis) {
           int64_t* table = indices_.data() + start[c * kAxes + axis];
-          ChannelTaps::fill_axis(source, c, axis, plan.at(c, axis).offset, plan.support[axis], plan.step[axis],
-                                 in_geom, out_geom, table);
-          tables[axis] = table;
+          const int64_t offset = plan.at(c, axis).offset;
+          ChannelTaps::fill_axis(source, c, axis, offset, plan.support[axis], plan.step[axis], in_geom, out_geom,
+                                 table);
+          axes[axis] = ChannelTaps::axis_table(table, in_geom, out_geom, axis, offset, plan.support[axis],
+                                               plan.step[axis]);
         }
-        channels_[c].set(plan, c, in_geom, out_geom, tables, weights_.data() + c * weight_slots_,
+        channels_[c].set(plan, c, out_geom, axes, weights_.data() + c * weight_slots_,
                          factors_.data() + c * factor_slots_);
       }
     });
@@ -260,17 +280,41 @@ class TapTables {
       }
     }
     indices_.resize(total);
-    for (int axis = 0; axis < kAxes; ++axis)
-      for (int64_t i = 0; i < static_cast<int64_t>(table_of[axis].size()); ++i)
-        if (table_of[axis][i] >= 0)
-          ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], plan.step[axis], in_geom,
-                                 out_geom, indices_.data() + table_of[axis][i]);
+    // each distinct (axis, offset): its table, filled once, and its interior, computed once
+    std::array<std::vector<ChannelTaps::AxisTable>, kAxes> tables;
+    for (int axis = 0; axis < kAxes; ++axis) {
+      tables[axis].resize(table_of[axis].size());
+      for (int64_t i = 0; i < static_cast<int64_t>(table_of[axis].size()); ++i) {
+        if (table_of[axis][i] < 0) continue;
+        int64_t* table = indices_.data() + table_of[axis][i];
+        ChannelTaps::fill_axis(source, 0, axis, low[axis] + i, plan.support[axis], plan.step[axis], in_geom,
+                               out_geom, table);
+        tables[axis][i] = ChannelTaps::axis_table(table, in_geom, out_geom, axis, low[axis] + i, plan.support[axis],
+                                                  plan.step[axis]);
+      }
+    }
     for (int64_t c = 0; c < C; ++c) {
-      std::array<const int64_t*, kAxes> tables{};
-      for (int axis = 0; axis < kAxes; ++axis)
-        tables[axis] = indices_.data() + table_of[axis][plan.at(c, axis).offset - low[axis]];
-      channels_[c].set(plan, c, in_geom, out_geom, tables, weights_.data() + c * weight_slots_,
+      std::array<ChannelTaps::AxisTable, kAxes> axes{};
+      for (int axis = 0; axis < kAxes; ++axis) axes[axis] = tables[axis][plan.at(c, axis).offset - low[axis]];
+      channels_[c].set(plan, c, out_geom, axes, weights_.data() + c * weight_slots_,
                        factors_.data() + c * factor_slots_);
+    }
+    // reading classes: channels with the same offset on every axis read alike (a dense index
+    // over the offsets' ranges where it is small; otherwise every channel its own class)
+    reading_class_.resize(C);
+    const int64_t r1 = table_of[1].size(), r2 = table_of[2].size();
+    const int64_t combos = static_cast<int64_t>(table_of[0].size()) * r1 * r2;
+    std::vector<int32_t> class_of(combos <= (int64_t{1} << 16) ? combos : 0, -1);
+    classes_ = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      if (class_of.empty()) {
+        reading_class_[c] = static_cast<int32_t>(classes_++);
+        continue;
+      }
+      const int64_t key = ((plan.at(c, 0).offset - low[0]) * r1 + plan.at(c, 1).offset - low[1]) * r2 +
+                          plan.at(c, 2).offset - low[2];
+      if (class_of[key] < 0) class_of[key] = static_cast<int32_t>(classes_++);
+      reading_class_[c] = class_of[key];
     }
   }
 
@@ -279,6 +323,8 @@ class TapTables {
   std::vector<double> weights_, factors_;
   std::vector<ChannelTaps> channels_;
   std::vector<Span> runs_;
+  std::vector<int32_t> reading_class_;
+  int64_t classes_ = 0;
   bool unit_sampling_;
 };
 

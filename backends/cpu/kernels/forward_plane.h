@@ -261,6 +261,17 @@ void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& in_
   }
 }
 
+// A small plane of a single-tap shift, output dense: out[i] = in[index[i]], or 0 where index[i] < 0
+// (the channel's sources, every padding and sampling folded into one index per output element).
+template <typename T>
+void gather_plane(const T* in_plane, T* __restrict out_plane, const int32_t* __restrict index, int64_t numel) {
+  for (int64_t i = 0; i < numel; ++i) {
+    const int32_t j = index[i];
+    const T v = in_plane[j < 0 ? 0 : j];
+    out_plane[i] = j < 0 ? T(0) : v;
+  }
+}
+
 template <typename T>
 void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                    const ChannelTaps& taps, Scratch& scratch) {

@@ -1,0 +1,265 @@
+"""Speed of whole networks with shift layers against their depthwise originals: what a user who
+converts a real network gets, inference and train step, in both memory formats.
+
+    python benchmarks/bench_models.py                   # the suite: ~5 min on 2 cores
+    python benchmarks/bench_models.py --quick           # a smoke test
+    python benchmarks/bench_models.py --models mobilenet_v2 --formats channels_last --json out.json
+
+Models (every one in float32, batch 8, 3 x 160 x 160 inputs, 10 classes by default):
+
+* ``mobilenet_v2``, ``mnasnet1_0``: torchvision's networks (``pip install torch==2.14.1
+  torchvision==0.29.1``; skipped without torchvision), their depthwise convolutions replaced by
+  ``shiftzoo.replace_depthwise(model, layer=...)``: variants ``sparse`` and ``grouped``;
+* ``shiftnet``, ``fenet``: a ShiftNet-style network of CSC blocks (GroupedShift) and an FE-Net-style
+  network of FE blocks (SparseShift), built by ``shiftzoo.build_shift``, against their depthwise
+  twins (the same configs with a 3x3 depthwise convolution where the shift is): variant ``shift``.
+
+Each variant is timed against the depthwise network (``depthwise``) in one process, on the same
+input, interleaved (each round runs every candidate once in a fresh seeded order), and reported as
+the ratio of medians (below 1: faster than the depthwise network). Inference runs in eval mode
+under ``torch.inference_mode``, also after ``shiftzoo.optimize_for_inference`` (``+inference``,
+whose outputs are checked to equal the unoptimized model's); the train step is forward, cross
+entropy, backward and an SGD step. Both allocator conditions are reported (see timing.py).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+import shiftzoo
+from timing import (CONDITIONS, Candidate, interleaved_timings, machine_info, run_under_conditions,
+                    strip_options)
+
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+MODES = ("inference", "train")
+# The issue's targets (2 threads, float32, batch 8, 160x160) for the converted MobileNetV2: the
+# ratio to the unconverted model, per (mode, format); inference after optimize_for_inference.
+TARGETS = {("inference", "contiguous"): 0.85, ("inference", "channels_last"): 0.85,
+           ("train", "contiguous"): 0.9, ("train", "channels_last"): 1.0}
+TARGETED = {("mobilenet_v2", "sparse+inference"), ("mobilenet_v2", "grouped+inference"),
+            ("mobilenet_v2", "sparse"), ("mobilenet_v2", "grouped")}
+
+
+def depthwise_twin(channels: int) -> nn.Module:
+    """What a shift layer replaces: a 3x3 depthwise convolution keeping the size."""
+    return nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+
+
+def stem(out: int) -> list:
+    return [{"type": "conv2d", "in_channels": 3, "out_channels": out, "kernel_size": 3, "stride": 2, "padding": 1,
+             "bias": False}, {"type": "batch_norm2d", "num_features": out}, "relu"]
+
+
+def head(channels: int, classes: int) -> list:
+    return [{"type": "adaptive_avg_pool2d", "output_size": 1}, "flatten",
+            {"type": "linear", "in_features": channels, "out_features": classes}]
+
+
+def shiftnet_config(shift, classes: int) -> dict:
+    """A ShiftResNet-style network: CSC blocks, channels doubling at each stride."""
+    widths = [(32, 32, 1), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2),
+              (256, 256, 1)]
+    blocks = [{"type": "csc", "in_channels": i, "out_channels": o, "stride": s, "expansion": 3, "shift": shift}
+              for i, o, s in widths]
+    return {"type": "sequential", "layers": stem(32) + blocks + head(256, classes)}
+
+
+def fenet_config(shift, classes: int) -> dict:
+    """An FE-Net-style network: FE blocks, half the channels through a shift bottleneck."""
+    widths = [(32, 48, 2), (48, 48, 1), (48, 96, 2), (96, 96, 1), (96, 192, 2), (192, 192, 1)]
+    blocks = [{"type": "fe_block", "in_channels": i, "out_channels": o, "stride": s, "expansion": 2, "split": 0.5,
+               "shift": shift} for i, o, s in widths]
+    return {"type": "sequential", "layers": stem(32) + blocks + head(192, classes)}
+
+
+def torchvision_variants(name: str, classes: int) -> dict[str, Callable[[], nn.Module]] | None:
+    try:
+        import torchvision
+    except ImportError:
+        return None
+    factory = getattr(torchvision.models, name)
+
+    def converted(layer: str) -> nn.Module:
+        model = factory(num_classes=classes)
+        shiftzoo.replace_depthwise(model, layer=layer)
+        return model
+
+    return {"depthwise": lambda: factory(num_classes=classes), "sparse": lambda: converted("sparse"),
+            "grouped": lambda: converted("grouped")}
+
+
+def ours_variants(name: str, classes: int) -> dict[str, Callable[[], nn.Module]]:
+    config, shift = {"shiftnet": (shiftnet_config, "grouped_shift2d"), "fenet": (fenet_config, "sparse_shift2d")}[name]
+    return {"depthwise": lambda: shiftzoo.build_shift(config(depthwise_twin, classes)),
+            "shift": lambda: shiftzoo.build_shift(config(shift, classes))}
+
+
+MODELS = ("mobilenet_v2", "mnasnet1_0", "shiftnet", "fenet")
+
+
+@dataclass
+class GroupResult:
+    model: str
+    mode: str
+    format: str
+    base_ms: float  # the depthwise network's median
+    ratios: dict[str, float] = field(default_factory=dict)  # variant -> median / base
+    exact: dict[str, bool] = field(default_factory=dict)  # +inference variant -> outputs equal
+
+
+def inference_candidates(variants: dict[str, nn.Module], x: torch.Tensor, exact: dict[str, bool]
+                         ) -> dict[str, Candidate]:
+    """Eval-mode forwards, plus each shift variant's optimize_for_inference form (checked exact)."""
+    models = {}
+    for name, model in variants.items():
+        models[name] = model.eval()
+        if name == "depthwise":
+            continue
+        optimized = copy.deepcopy(model)
+        shiftzoo.optimize_for_inference(optimized)
+        with torch.inference_mode():
+            exact[f"{name}+inference"] = torch.equal(model(x), optimized(x))
+        models[f"{name}+inference"] = optimized
+
+    def forward(model: nn.Module) -> Callable[[], object]:
+        def run():
+            with torch.inference_mode():
+                return model(x)
+        return run
+
+    return {name: Candidate(forward(model)) for name, model in models.items()}
+
+
+def train_candidates(variants: dict[str, nn.Module], x: torch.Tensor, labels: torch.Tensor) -> dict[str, Candidate]:
+    def step(model: nn.Module) -> Callable[[], object]:
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def run():
+            opt.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(model(x), labels) + shiftzoo.sparsity_loss(model)
+            loss.backward()
+            opt.step()
+            return loss
+        return run
+
+    return {name: Candidate(step(model)) for name, model in variants.items()}
+
+
+def bench_model(name: str, args) -> list[GroupResult]:
+    makers = torchvision_variants(name, args.classes) if name in ("mobilenet_v2", "mnasnet1_0") \
+        else ours_variants(name, args.classes)
+    if makers is None:
+        print(f"- {name}: skipped (needs torchvision: pip install torch==2.14.1 torchvision==0.29.1)")
+        return []
+    results = []
+    for fmt_name in args.formats:
+        fmt = FORMATS[fmt_name]
+        torch.manual_seed(args.seed)
+        x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
+        labels = torch.randint(0, args.classes, (args.batch,))
+        for mode in args.modes:
+            torch.manual_seed(args.seed)
+            variants = {v: make().to(memory_format=fmt) for v, make in makers.items()}
+            exact: dict[str, bool] = {}
+            cands = inference_candidates(variants, x, exact) if mode == "inference" else \
+                train_candidates(variants, x, labels)
+            timings = interleaved_timings(cands, args.rounds, args.warmup)
+            base = timings["depthwise"].median_ms
+            group = GroupResult(name, mode, fmt_name, base, exact=exact)
+            group.ratios = {v: t.median_ms / base for v, t in timings.items() if v != "depthwise"}
+            results.append(group)
+            print(f"  {name} {mode} {fmt_name}: depthwise {base:.1f} ms; " +
+                  ", ".join(f"{v} {r:.3f}x" for v, r in group.ratios.items()), flush=True)
+    return results
+
+
+def target_of(model: str, variant: str, mode: str, fmt: str) -> float | None:
+    if (model, variant) not in TARGETED:
+        return None
+    optimized = variant.endswith("+inference")
+    if (mode == "inference") != optimized:
+        return None
+    return TARGETS[(mode, fmt)]
+
+
+def summary(results: Sequence[GroupResult], formats: Sequence[str], modes: Sequence[str]) -> str:
+    """Rows (model, variant) x columns (mode, format): ratio to the depthwise network; ✗ marks a
+    missed target, (≠) an optimized model whose outputs differ from the original's."""
+    columns = [(m, f) for f in formats for m in modes]
+    by = {(r.model, r.mode, r.format): r for r in results}
+    rows = []
+    for r in results:
+        for v in r.ratios:
+            if (r.model, v) not in rows:
+                rows.append((r.model, v))
+    lines = ["| ×depthwise network | " + " | ".join(f"{m} {f}" for m, f in columns) + " |",
+             "|---|" + "--:|" * len(columns)]
+    for model, variant in rows:
+        cells = []
+        for mode, fmt in columns:
+            group = by.get((model, mode, fmt))
+            ratio = group.ratios.get(variant) if group else None
+            if ratio is None:
+                cells.append("—")
+                continue
+            target = target_of(model, variant, mode, fmt)
+            mark = " ✗" if target is not None and ratio > target else ""
+            mark += " (≠)" if group.exact.get(variant) is False else ""
+            cells.append(f"{ratio:.2f}{mark}")
+        lines.append(f"| {model} {variant} | " + " | ".join(cells) + " |")
+    base = "; ".join(f"{r.model} {r.mode} {r.format} {r.base_ms:.1f} ms" for r in results)
+    return "\n".join(lines) + f"\n\nDepthwise networks (medians): {base}."
+
+
+def run(args) -> dict:
+    torch.set_num_threads(args.threads)
+    info = machine_info(torch.get_num_threads())
+    print(f"## Networks on {info['cpu_model'] or info['processor']}, torch {info['torch']}, {info['threads']} threads, "
+          f"float32, batch {args.batch}, {args.size}x{args.size}, allocator: {info['malloc']}; medians of "
+          f"{args.rounds} interleaved rounds (+{args.warmup} warm-up)", flush=True)
+    t0 = time.perf_counter()
+    results = [g for name in args.models for g in bench_model(name, args)]
+    print(f"\n{summary(results, args.formats, args.modes)}\n({time.perf_counter() - t0:.0f} s)\n", flush=True)
+    return {"machine": info, "config": {k: v for k, v in vars(args).items() if k != "json"},
+            "groups": [vars(g) for g in results]}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    ap.add_argument("--formats", nargs="+", choices=tuple(FORMATS), default=list(FORMATS))
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 15; 3 quick)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
+    ap.add_argument("--quick", action="store_true", help="few rounds: a smoke test")
+    ap.add_argument("--malloc", choices=(*CONDITIONS, "both"), default="both",
+                    help="allocator condition (see benchmarks/timing.py; default both, one after the other)")
+    ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.quick else 15)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    conditions = CONDITIONS if args.malloc == "both" else (args.malloc,)
+    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), conditions, lambda: run(args))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"runs": parts}, f, indent=2)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""What the benchmarks share: interleaved timing, the machine's description, and the two allocator
+conditions every figure is reported under.
+
+Every op allocates its output. glibc serves large blocks with fresh ``mmap`` pages and gives
+them back when they are freed, so each call pays the kernel's page faults as it first writes its
+output; at these tensor sizes that can dominate a copy and flatter the ratios to ``clone``.
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` keeps freed memory in the process: no
+page fault after warm-up. The benchmarks report both conditions, re-running themselves in a child
+process for the one their own environment is not in.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+NO_PAGE_FAULTS = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+CONDITIONS = ("default", "no-page-faults")
+
+
+def current_condition() -> str:
+    """The allocator condition this process runs under."""
+    return "no-page-faults" if all(os.environ.get(k) == v for k, v in NO_PAGE_FAULTS.items()) else "default"
+
+
+def condition_env(condition: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in NO_PAGE_FAULTS}
+    return {**env, **NO_PAGE_FAULTS} if condition == "no-page-faults" else env
+
+
+def run_under_conditions(argv: Sequence[str], conditions: Sequence[str], run: Callable[[], dict]) -> list[dict]:
+    """Runs the benchmark once per allocator condition: ``run()`` in this process for the condition
+    it is in, the script itself (``argv`` plus ``--malloc C --json FILE``) in a child process for
+    the other. Returns the JSON parts, each with its ``"malloc"`` condition."""
+    results = []
+    for condition in conditions:
+        if condition == current_condition():
+            part = run()
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "part.json")
+                subprocess.run([sys.executable, sys.argv[0], *argv, "--malloc", condition, "--json", out],
+                               env=condition_env(condition), check=True)
+                with open(out) as f:
+                    part = json.load(f)
+        results.append({"malloc": condition, **part} if "malloc" not in part else part)
+    return results
+
+
+def strip_options(argv: Sequence[str], options: Sequence[str]) -> list[str]:
+    """``argv`` without the given options and their values (``--opt v`` or ``--opt=v``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not any(arg.startswith(o + "=") for o in options):
+            out.append(arg)
+    return out
+
+
+def machine_info(threads: int) -> dict:
+    """Processor (``platform`` and ``lscpu``'s model name), versions, thread count and allocator condition."""
+    model = None
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                     None)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"processor": platform.processor(), "cpu_model": model, "machine": platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "threads": threads,
+            "malloc": current_condition()}
+
+
+@dataclass
+class Candidate:
+    run: Callable[[], object]
+    reset: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    q1_ms: float  # quartiles: the spread over rounds, to judge the noise
+    q3_ms: float
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> Timing:
+        q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else list(samples) * 3
+        return cls(statistics.median(samples), q1, q3)
+
+
+def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int) -> dict[str, Timing]:
+    """Per-candidate ms over rounds; each round runs every candidate once, in a random order
+    (seeded: the same orders every run), so that machine noise and allocator drift spread over all
+    candidates alike and none always runs right after the same one."""
+    names = list(cands)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    rng = random.Random(0)
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(warmup + rounds):
+            order = names[:]
+            rng.shuffle(order)
+            for name in order:
+                cand = cands[name]
+                cand.reset()
+                t0 = time.perf_counter()
+                out = cand.run()
+                t1 = time.perf_counter()
+                del out
+                if r >= warmup:
+                    times[name].append((t1 - t0) * 1e3)
+    finally:
+        gc.enable()
+    return {k: Timing.of(v) for k, v in times.items()}
+
+
+def describe_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
