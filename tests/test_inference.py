@@ -31,10 +31,15 @@ def fma_map(x, scale, bias, lo, hi):
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("sampling", [(1, 0), (2, 0), (2, "crop")], ids=["unit", "s2", "s2-crop"])
 @pytest.mark.parametrize("maps", ["both", "pre", "post", "clamps"])
-def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampling, maps):
-    C = 12
+@pytest.mark.parametrize("channels", ["any-order", "in-runs"])
+def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampling, maps, channels):
+    if channels == "in-runs":  # groups of 6 alike (as a grouped shift's), read a run at a time in channels_last
+        C = 24
+        s = torch.randint(-2, 3, (C // 6, dims), generator=gen(1)).float().repeat_interleave(6, dim=0)
+    else:
+        C = 12
+        s = torch.randint(-2, 3, (C, dims), generator=gen(1)).float()
     x = make_input((2, C) + (9, 8, 7)[:dims], torch.float32, layout, seed=dims) * 4
-    s = torch.randint(-2, 3, (C, dims), generator=gen(1)).float()
     s[3] = 20.0  # far beyond the axis
     stride, crop = sampling
     crop = [(1, -1)] * dims if crop == "crop" else crop

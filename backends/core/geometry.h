@@ -60,6 +60,12 @@ inline bool channels_inner(const Geometry& g) {
   return g.channels > 1 && g.size[2] > 1 && g.stride_c < g.stride[2];
 }
 
+// Whether a channels-inner pair has every pixel's channels contiguous and at least one 32-byte
+// vector of them (element_size bytes each): channel runs then move a vector at a time.
+inline bool channel_vectors(const Geometry& in, const Geometry& out, int64_t element_size) {
+  return in.stride_c == 1 && out.stride_c == 1 && in.channels * element_size >= 32;
+}
+
 // Whether the rows of g's planes are contiguous and densely stacked (the flat block passes).
 inline bool dense_rows(const Geometry& g) { return g.stride[2] == 1 && g.stride[1] == g.size[2]; }
 

@@ -57,9 +57,7 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (out_geom.size[2] * out_geom.channels));
     // Channels in runs that read alike, contiguous over at least one 32-byte vector: built a
     // vector at a time.
-    const bool vector_pixels =
-        in_geom.stride_c == 1 && out_geom.stride_c == 1 && in_geom.channels * input.element_size() >= 32;
-    if (vector_pixels && !runs.empty()) {
+    if (channel_vectors(in_geom, out_geom, input.element_size()) && !runs.empty()) {
       at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
         k.copy_rows_channel_runs(in_data, out_data, in_geom, out_geom, taps, runs, begin, end);
       });
@@ -139,9 +137,13 @@ void forward_affine_typed(const at::Tensor& input, const at::Tensor& output, con
   if (channels_inner(in_geom) && channels_inner(out_geom)) {
     const int64_t rows = out_geom.batch * out_geom.size[0] * out_geom.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (out_geom.size[2] * out_geom.channels));
+    // channel runs that read alike move a vector at a time (ChannelRunRows) before the maps
+    static const std::vector<Span> kNoRuns;
+    const std::vector<Span>& runs =
+        channel_vectors(in_geom, out_geom, input.element_size()) ? taps.equal_runs() : kNoRuns;
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      k.forward_rows_affine_channels_inner(in_data, out_data, in_geom, out_geom, taps, pre.data(), post.data(), begin,
-                                           end);
+      k.forward_rows_affine_channels_inner(in_data, out_data, in_geom, out_geom, taps, runs, pre.data(), post.data(),
+                                           begin, end);
     });
     return;
   }

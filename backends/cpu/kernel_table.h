@@ -49,7 +49,8 @@ struct Kernels {
   void (*forward_plane_affine)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                                const ChannelTaps& taps, const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post);
   void (*forward_rows_affine_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
-                                             const TapTables& taps, const AffineClamp<Accum>* pre,
+                                             const TapTables& taps, const std::vector<Span>& runs,
+                                             const AffineClamp<Accum>* pre,
                                              const AffineClamp<Accum>* post, int64_t row_begin, int64_t row_end);
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,

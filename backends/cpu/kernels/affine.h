@@ -8,6 +8,7 @@
 #pragma once
 #include "backends/cpu/kernels/dependencies.h"
 #include "backends/cpu/kernels/channel_gather.h"
+#include "backends/cpu/kernels/channels_inner_forward.h"
 
 namespace shiftzoo::cpu {
 namespace {
@@ -83,14 +84,15 @@ void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, cons
 }
 
 // Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
-// with every channel's maps (pre[c], post[c]). Each row is gathered as the plain shift gathers it
-// (ChannelRowGather, raw values, 0 where a tap reads nothing), then mapped in place a pixel at a
+// with every channel's maps (pre[c], post[c]). Each row is shifted as the plain shift does it
+// (raw values, 0 where a tap reads nothing): a vector at a time for channels in `runs` that read
+// alike (ChannelRunRows; empty: none), else gathered (ChannelRowGather), then mapped in place a pixel at a
 // time, vectorised over channels; a tap that reads nothing (at the few pixels near the ends, by
 // the band tables; on whole rows of channels whose source row reads nothing) then takes post(0),
 // and the channels shifted far (not regular) are mapped element by element through the tables.
 template <typename T>
 void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geometry& in_geom,
-                                        const Geometry& out_geom, const TapTables& taps,
+                                        const Geometry& out_geom, const TapTables& taps, const std::vector<Span>& runs,
                                         const AffineClamp<at::opmath_type<T>>* pre,
                                         const AffineClamp<at::opmath_type<T>>* post, int64_t row_begin,
                                         int64_t row_end) {
@@ -98,6 +100,8 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
   const int64_t C = in_geom.channels, D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
   const int64_t xs = in_geom.stride[2], ics = in_geom.stride_c, os = out_geom.stride[2], ocs = out_geom.stride_c;
   ChannelRowGather<T> gather(taps, in_geom, out_geom, W, taps.front().step_x);
+  std::optional<ChannelRunRows<T>> run_rows;
+  if (!runs.empty()) run_rows.emplace(in_geom, out_geom, taps, runs);
   std::vector<A> pre_scale(C), pre_bias(C), post_scale(C), post_bias(C);
   std::vector<T> of_zero(C);  // post(0) per channel: what a tap that reads nothing gives
   for (int64_t c = 0; c < C; ++c) {
@@ -133,7 +137,8 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     const int64_t y = row_index % H, z = (row_index / H) % D, n = row_index / (H * D);
     const T* in_n = in_data + n * in_geom.stride_n;
     T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
-    gather.gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
+    if (run_rows) run_rows->row(in_data, out_data, n, z, y);
+    else gather.gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
     for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
     for (size_t b = 0; b < band.size(); ++b) {
       T* out = out_row + band[b] * os;

@@ -52,102 +52,119 @@ void prefetch_pixel(const char* row, int64_t x, const Geometry& in_geom) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(pixel + b);
 }
 
-// Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
-// whose channels are contiguous (stride 1, at least 32 bytes of them) and come in runs that read
+// Output rows (n, z, y) of a single-tap shift of a channels-inner layout whose channels are
+// contiguous (stride 1, at least 32 bytes of them: channel_vectors) and come in runs that read
 // alike (equal_tap_runs, e.g. GroupedShift's groups). Pixels where every run reads inside the
-// row are written 32 bytes at a time, each vector the OR of its runs' source vectors under
-// lane masks (one load per run it overlaps, one store): memory order, no table lookup. The
-// few pixels near the ends go run by run through the edge tables (copy_channel_span).
+// row are written 32 bytes at a time, each vector the OR of its runs' source vectors under lane
+// masks (one load per run it overlaps, one store): memory order, no table lookup. The few pixels
+// near the ends go run by run through the edge tables (copy_channel_span). The plan (which runs
+// each vector overlaps) is made once, then rows are copied one at a time.
 template <typename T>
-void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
-                            const TapTables& channel_taps, const std::vector<Span>& runs,
-                            int64_t row_begin, int64_t row_end) {
-  const int64_t D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2], os = out_geom.stride[2];
-  const int64_t xs = in_geom.stride[2], step_x = channel_taps.front().step_x;
-  const int64_t R = static_cast<int64_t>(runs.size());
-  Span common{0, W};  // pixels where every run reads inside the row
-  for (const Span& run : runs) {
-    common.begin = std::max(common.begin, channel_taps[run.begin].inner.begin);
-    common.end = std::min(common.end, channel_taps[run.begin].inner.end);
-  }
-  if (common.end < common.begin) common.end = common.begin;
-  // An interior pixel is built 32 bytes at a time (the last vector may overlap the one before
-  // it): each vector is the OR of its runs' source vectors, masked to the run's channels.
-  using Bits = typename VectorBits<sizeof(T)>::type;
-  constexpr int64_t kLanes = 32 / sizeof(T);
-  const int64_t C = in_geom.channels;
-  struct Piece {
-    int64_t start, run;  // channels [start, start + kLanes) of run `run`'s source pixel
-    Bits mask;           // the lanes of those channels that belong to the run
-  };
-  std::vector<Piece> pieces;
-  std::vector<int64_t> vector_end;  // vector v's pieces: [vector_end[v - 1], vector_end[v])
-  for (int64_t v = 0; v * kLanes < C; ++v) {
-    const int64_t start = std::min(v * kLanes, C - kLanes);
-    for (int64_t r = 0; r < R; ++r) {
-      if (runs[r].end <= start || runs[r].begin >= start + kLanes) continue;
-      Piece piece{start, r, {}};
-      for (int64_t lane = 0; lane < kLanes; ++lane) {
-        const int64_t c = start + lane;
-        piece.mask[lane] = c >= runs[r].begin && c < runs[r].end ? ~0ull : 0ull;
-      }
-      pieces.push_back(piece);
+class ChannelRunRows {
+ public:
+  ChannelRunRows(const Geometry& in_geom, const Geometry& out_geom, const TapTables& channel_taps,
+                 const std::vector<Span>& runs)
+      : in_geom_(in_geom), out_geom_(out_geom), taps_(channel_taps), runs_(runs),
+        R_(static_cast<int64_t>(runs.size())), moved_(R_), source_(R_), step_(R_), zeros_(in_geom.channels, T(0)) {
+    const int64_t C = in_geom.channels, W = out_geom.size[2];
+    common_ = {0, W};  // pixels where every run reads inside the row
+    for (const Span& run : runs) {
+      common_.begin = std::max(common_.begin, channel_taps[run.begin].inner.begin);
+      common_.end = std::min(common_.end, channel_taps[run.begin].inner.end);
     }
-    vector_end.push_back(static_cast<int64_t>(pieces.size()));
-  }
-  // per run r: its source row moved by its x offset (or null), the same or a row of zeros, and
-  // the x stride of that (zeros: 0)
-  std::vector<const T*> moved_rows(R), source_rows(R);
-  std::vector<int64_t> steps(R);
-  const std::vector<T> zero_pixel(in_geom.channels, T(0));
-  const T** const moved = moved_rows.data();
-  const T** const source = source_rows.data();
-  int64_t* const step = steps.data();
-  const T* const zeros = zero_pixel.data();
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const int64_t y = row % H, z = (row / H) % D, n = row / (H * D);
-    T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
-    int64_t lowest = -1;  // the lowest input row this output row reads
-    for (int64_t r = 0; r < R; ++r) {
-      const ChannelTaps& taps = channel_taps[runs[r].begin];
-      const int64_t sz = taps.src_z[z], sy = taps.src_y[y];
-      moved[r] = sz == kZeroTap || sy == kZeroTap
-                     ? nullptr
-                     : in_data + n * in_geom.stride_n + sz * in_geom.stride[0] + sy * in_geom.stride[1] + taps.offset * xs;
-      source[r] = moved[r] ? moved[r] : zeros;
-      step[r] = moved[r] ? step_x * xs : 0;
-      if (moved[r]) lowest = std::max(lowest, sy);
-    }
-    const char* const ahead = row_ahead(in_data, in_geom, n, z, lowest);
-    auto edge_pixel = [&](int64_t x) {
-      for (int64_t r = R - 1; r >= 0; --r) {
-        const ChannelTaps& taps = channel_taps[runs[r].begin];
-        const T* src = nullptr;
-        if (moved[r]) {
-          const int64_t j = taps.source_x(x);
-          if (j != kZeroTap) src = moved[r] + (j - taps.offset) * xs;
+    if (common_.end < common_.begin) common_.end = common_.begin;
+    // vector v covers channels [start, start + kLanes): the last one may overlap the one before it
+    for (int64_t v = 0; v * kLanes < C; ++v) {
+      const int64_t start = std::min(v * kLanes, C - kLanes);
+      for (int64_t r = 0; r < R_; ++r) {
+        if (runs[r].end <= start || runs[r].begin >= start + kLanes) continue;
+        Piece piece{start, r, {}};
+        for (int64_t lane = 0; lane < kLanes; ++lane) {
+          const int64_t c = start + lane;
+          piece.mask[lane] = c >= runs[r].begin && c < runs[r].end ? ~0ull : 0ull;
         }
-        copy_channel_span(src, out_row + x * os, runs[r].begin, runs[r].end);
+        pieces_.push_back(piece);
+      }
+      vector_end_.push_back(static_cast<int64_t>(pieces_.size()));
+    }
+  }
+
+  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y) {
+    const int64_t os = out_geom_.stride[2], xs = in_geom_.stride[2], step_x = taps_.front().step_x;
+    T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
+    int64_t lowest = -1;  // the lowest input row this output row reads
+    for (int64_t r = 0; r < R_; ++r) {  // run r's source row moved by its x offset, or zeros (x stride 0)
+      const ChannelTaps& taps = taps_[runs_[r].begin];
+      const int64_t sz = taps.src_z[z], sy = taps.src_y[y];
+      moved_[r] = sz == kZeroTap || sy == kZeroTap ? nullptr
+                                                   : in_data + n * in_geom_.stride_n + sz * in_geom_.stride[0] +
+                                                         sy * in_geom_.stride[1] + taps.offset * xs;
+      source_[r] = moved_[r] ? moved_[r] : zeros_.data();
+      step_[r] = moved_[r] ? step_x * xs : 0;
+      if (moved_[r]) lowest = std::max(lowest, sy);
+    }
+    const char* const ahead = row_ahead(in_data, in_geom_, n, z, lowest);
+    auto edge_pixel = [&](int64_t x) {
+      for (int64_t r = R_ - 1; r >= 0; --r) {
+        const ChannelTaps& taps = taps_[runs_[r].begin];
+        const T* src = nullptr;
+        if (moved_[r]) {
+          const int64_t j = taps.source_x(x);
+          if (j != kZeroTap) src = moved_[r] + (j - taps.offset) * xs;
+        }
+        copy_channel_span(src, out_row + x * os, runs_[r].begin, runs_[r].end);
       }
     };
-    for (int64_t x = 0; x < common.begin; ++x) edge_pixel(x);
-    for (int64_t x = common.begin; x < common.end; ++x) {
+    for (int64_t x = 0; x < common_.begin; ++x) edge_pixel(x);
+    const T* const* const source = source_.data();
+    const int64_t* const step = step_.data();
+    for (int64_t x = common_.begin; x < common_.end; ++x) {
       T* out = out_row + x * os;
-      prefetch_pixel<T>(ahead, step_x * x, in_geom);
+      prefetch_pixel<T>(ahead, step_x * x, in_geom_);
       int64_t p = 0;
-      for (const int64_t end : vector_end) {
+      for (const int64_t end : vector_end_) {
         Bits acc = {};
-        const int64_t start = pieces[p].start;
+        const int64_t start = pieces_[p].start;
         for (; p < end; ++p) {
           Bits v;
-          std::memcpy(&v, source[pieces[p].run] + x * step[pieces[p].run] + start, 32);
-          acc |= v & pieces[p].mask;
+          std::memcpy(&v, source[pieces_[p].run] + x * step[pieces_[p].run] + start, 32);
+          acc |= v & pieces_[p].mask;
         }
         std::memcpy(out + start, &acc, 32);
       }
     }
-    for (int64_t x = common.end; x < W; ++x) edge_pixel(x);
+    for (int64_t x = common_.end; x < out_geom_.size[2]; ++x) edge_pixel(x);
   }
+
+ private:
+  using Bits = typename VectorBits<sizeof(T)>::type;
+  static constexpr int64_t kLanes = 32 / sizeof(T);
+  struct Piece {
+    int64_t start, run;  // channels [start, start + kLanes) of run `run`'s source pixel
+    Bits mask;           // the lanes of those channels that belong to the run
+  };
+
+  const Geometry &in_geom_, &out_geom_;
+  const TapTables& taps_;
+  const std::vector<Span>& runs_;
+  int64_t R_;
+  Span common_;
+  std::vector<Piece> pieces_;
+  std::vector<int64_t> vector_end_;  // vector v's pieces: [vector_end_[v - 1], vector_end_[v])
+  std::vector<const T*> moved_;      // per row, per run: its source row moved by its x offset, or null
+  std::vector<const T*> source_;     // the same, or a pixel of zeros
+  std::vector<int64_t> step_;        // the x stride of that (zeros: 0)
+  std::vector<T> zeros_;
+};
+
+// Output rows (n, z, y) in [row_begin, row_end) (in memory order) through ChannelRunRows.
+template <typename T>
+void copy_rows_channel_runs(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
+                            const TapTables& channel_taps, const std::vector<Span>& runs, int64_t row_begin,
+                            int64_t row_end) {
+  ChannelRunRows<T> copy(in_geom, out_geom, channel_taps, runs);
+  const int64_t D = out_geom.size[0], H = out_geom.size[1];
+  for (int64_t row = row_begin; row < row_end; ++row) copy.row(in_data, out_data, row / (H * D), (row / H) % D, row % H);
 }
 
 // Output pixels [0, W) of one channels-inner row of a several-tap shift from its gathered rows
