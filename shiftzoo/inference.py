@@ -105,6 +105,8 @@ class InferenceReport:
     identity: List[str] = field(default_factory=list)  # moved nothing: removed
     folded: Dict[str, str] = field(default_factory=dict)  # what was folded into the shift
     skipped: Dict[str, str] = field(default_factory=dict)  # left as they were, and why
+    permuted: List[str] = field(default_factory=list)  # channels sorted into runs (permute_channels)
+    unpermuted: Dict[str, str] = field(default_factory=dict)  # permute_channels asked, not done: why
     notes: List[str] = field(default_factory=list)  # about the model as a whole
 
     def __str__(self) -> str:
@@ -112,6 +114,8 @@ class InferenceReport:
                  f"{len(self.folded)} with their neighbours folded in, {len(self.skipped)} left as they were"]
         lines += [f"  folded {name}: {what}" for name, what in self.folded.items()]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
+        lines += [f"  channels permuted into runs: {name}" for name in self.permuted]
+        lines += [f"  not permuted {name}: {why}" for name, why in self.unpermuted.items()]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -192,7 +196,7 @@ def _probe(layer: ShiftLayer, dtype: torch.dtype) -> Tensor:
     return (torch.randn(size, generator=g, dtype=torch.float64) * 4).to(dtype).to(device)
 
 
-def optimize_for_inference(model: nn.Module, *, fold: bool = True) -> InferenceReport:
+def optimize_for_inference(model: nn.Module, *, fold: bool = True, permute_channels: bool = False) -> InferenceReport:
     """Turns ``model`` (in eval mode) into its inference form, in place.
 
     Every SparseShift, GroupedShift and FixedShift layer with a compiled padding becomes an
@@ -202,6 +206,14 @@ def optimize_for_inference(model: nn.Module, *, fold: bool = True) -> InferenceR
     ``torch.fx``; each called once and read by nothing else) are folded into it and replaced by
     ``nn.Identity``; each fold is kept only if the folded layer's output equals the modules it
     replaces bit for bit on a test input. The model's outputs equal the unoptimized model's exactly.
+
+    With ``permute_channels`` (off by default), each whole-pixel layer between two convolutions
+    (``groups=1``; only ``nn.Identity`` between, e.g. folded modules) also gets its channels sorted
+    into runs of equal displacement: the permutation is folded into the first convolution's output
+    channels and the second one's input channels, so the shift moves whole runs (a vector of
+    channels at a time in channels_last, as a GroupedShift's groups). Outputs then agree with the
+    unoptimized model's up to float rounding, not bit for bit: the second convolution adds its
+    input channels in another order.
 
     ActiveShift layers (they interpolate), layers with a runtime padding and models in training mode
     are left as they are; the returned :class:`InferenceReport` says what was done and why not.
@@ -232,27 +244,115 @@ def optimize_for_inference(model: nn.Module, *, fold: bool = True) -> InferenceR
         report.integer.append(name)
         if name in chains:
             _fold(model, name, layer, plain, chains[name], report)
+    if permute_channels and report.integer:
+        _permute_into_runs(model, report)
     return report
 
 
-def _find_chains(model: nn.Module, eligible: Dict[str, ShiftLayer], report: InferenceReport):
+def _trace(model: nn.Module, report: InferenceReport, consequence: str):
+    """model's torch.fx graph, shift layers and their geometry as leaves (their forward reads shapes);
+    None, with a note, if torch.fx cannot trace it."""
     import torch.fx
 
-    class Tracer(torch.fx.Tracer):  # shift layers and their geometry stay leaves: their forward reads shapes
+    class Tracer(torch.fx.Tracer):
         def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            return isinstance(m, (ShiftLayer, DepthwiseGeometry)) or super().is_leaf_module(m, qualname)
+            return isinstance(m, (ShiftLayer, InferenceShift, DepthwiseGeometry)) or super().is_leaf_module(m, qualname)
 
     try:
-        graph = Tracer().trace(model)
-    except Exception as exc:  # a model torch.fx cannot trace: shifts become whole-pixel, nothing folds
-        report.notes.append(f"the model could not be traced by torch.fx ({type(exc).__name__}: {exc}); "
-                            "no neighbour was folded")
-        return {}
-    modules = dict(model.named_modules())
+        return Tracer().trace(model)
+    except Exception as exc:
+        report.notes.append(f"the model could not be traced by torch.fx ({type(exc).__name__}: {exc}); {consequence}")
+        return None
+
+
+def _call_counts(graph) -> Dict[str, int]:
     calls: Dict[str, int] = {}
     for node in graph.nodes:
         if node.op == "call_module":
             calls[node.target] = calls.get(node.target, 0) + 1
+    return calls
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _permute_into_runs(model: nn.Module, report: InferenceReport) -> None:
+    """Sorts the channels of each InferenceShift between two convolutions into runs of equal
+    displacement, the permutation folded into both convolutions (see optimize_for_inference)."""
+    graph = _trace(model, report, "no channel was permuted")
+    if graph is None:
+        return
+    modules = dict(model.named_modules())
+    calls = _call_counts(graph)
+
+    def single_use(node) -> bool:
+        return node.op == "call_module" and calls.get(node.target) == 1
+
+    def is_identity(node) -> bool:
+        return single_use(node) and isinstance(modules[node.target], nn.Identity) and len(node.args) == 1
+
+    def conv_before(node):
+        """The convolution whose output, through Identity modules only, is node's input and nothing else's."""
+        if len(node.args) != 1 or not hasattr(node.args[0], "op"):
+            return None
+        source = node.args[0]
+        while len(source.users) == 1 and is_identity(source) and hasattr(source.args[0], "op"):
+            source = source.args[0]
+        ok = len(source.users) == 1 and single_use(source) and isinstance(modules[source.target], _CONVS)
+        return source.target if ok else None
+
+    def conv_after(node):
+        """The convolution that alone reads node's output, through Identity modules only."""
+        while len(node.users) == 1 and is_identity(next(iter(node.users))):
+            node = next(iter(node.users))
+        if len(node.users) != 1:
+            return None
+        user = next(iter(node.users))
+        ok = single_use(user) and isinstance(modules[user.target], _CONVS) and len(user.args) == 1 and not user.kwargs
+        return user.target if ok else None
+
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(modules.get(node.target), InferenceShift):
+            continue
+        name, shift = node.target, modules[node.target]
+        if calls[name] != 1:
+            report.unpermuted[name] = "called more than once"
+            continue
+        classes = torch.unique(shift.shifts, dim=0, return_inverse=True)[1]
+        runs = 1 + int((classes[1:] != classes[:-1]).sum())
+        if runs == int(classes.max()) + 1:
+            continue  # already in runs (one displacement, or a grouped layer's groups): nothing to gain
+        before, after = conv_before(node), conv_after(node)
+        if before is None or after is None:
+            side = "before" if before is None else "after"
+            report.unpermuted[name] = (f"no convolution right {side} it (groups=1, only Identity between, read by "
+                                       "nothing else) to fold the permutation into")
+            continue
+        first, second = modules[before], modules[after]
+        channels = shift.shifts.shape[0]
+        if first.groups != 1 or second.groups != 1 or first.out_channels != channels \
+                or second.in_channels != channels:
+            report.unpermuted[name] = f"the convolutions around it ({before}, {after}) are grouped"
+            continue
+        order = torch.argsort(classes, stable=True).to(shift.shifts.device)
+        with torch.no_grad():
+            first.weight.copy_(first.weight[order])
+            if first.bias is not None:
+                first.bias.copy_(first.bias[order])
+            second.weight.copy_(second.weight[:, order])
+            for buffer in ("shifts", "pre_scale", "pre_bias", "post_scale", "post_bias"):
+                value = getattr(shift, buffer)
+                if value is not None:
+                    setattr(shift, buffer, value[order].clone())
+        report.permuted.append(name)
+
+
+def _find_chains(model: nn.Module, eligible: Dict[str, ShiftLayer], report: InferenceReport):
+    graph = _trace(model, report, "no neighbour was folded")  # untraceable: shifts still become whole-pixel
+    if graph is None:
+        return {}
+    modules = dict(model.named_modules())
+    calls = _call_counts(graph)
     chains = {}
     for node in graph.nodes:
         if node.op != "call_module" or node.target not in eligible:

@@ -121,6 +121,57 @@ def test_optimized_mobilenet_gives_the_same_outputs(family, memory_format, downs
     assert not any(p.requires_grad for m in model.modules() if isinstance(m, InferenceShift) for p in m.parameters())
 
 
+def in_runs(shifts: torch.Tensor) -> bool:
+    """Whether equal rows of shifts (C, d) are adjacent: one run per distinct displacement."""
+    classes = torch.unique(shifts, dim=0, return_inverse=True)[1]
+    return 1 + int((classes[1:] != classes[:-1]).sum()) == int(classes.max()) + 1
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "cl"])
+@pytest.mark.parametrize("downsample", ["sample", "pool"])
+def test_permuted_channels_move_in_runs_and_agree_up_to_rounding(memory_format, downsample):
+    torch.manual_seed(0)
+    model = TinyMobileNetV2()
+    shiftzoo.replace_depthwise(model, layer="sparse", downsample=downsample)
+    randomize_batchnorms(model)
+    model = model.eval().to(memory_format=memory_format)
+    x = torch.randn(2, 3, 33, 31, generator=gen(8)).contiguous(memory_format=memory_format)
+    with torch.no_grad():
+        before = model(x)
+    layers = {n: m.weight.detach().round() for n, m in model.named_modules() if isinstance(m, shiftzoo.ShiftLayer)}
+    assert not any(in_runs(s) for s in layers.values())  # else the test shows nothing
+    report = optimize_for_inference(model, permute_channels=True)
+    strided = {"blocks.0.conv.3.shift", "blocks.2.conv.3.shift"} if downsample == "pool" else set()
+    assert set(report.permuted) == set(layers) - strided, report
+    for name in strided:  # followed by their crop and pool, not by a convolution
+        assert report.unpermuted[name].startswith("no convolution right after")
+    modules = dict(model.named_modules())
+    for name in report.permuted:
+        assert in_runs(modules[name].shifts)
+        assert sorted(map(tuple, modules[name].shifts.tolist())) == sorted(map(tuple, layers[name].tolist()))
+    with torch.no_grad():
+        after = model(x)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)  # the second conv sums in another order
+
+
+def test_channels_are_not_permuted_where_something_else_reads_them():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.expand, self.shift, self.project = nn.Conv2d(6, 12, 1), shiftzoo.SparseShift2d(12), nn.Conv2d(12, 12, 1)
+            with torch.no_grad():
+                self.shift.weight.copy_(torch.randint(-1, 2, (12, 2), generator=gen(13)).float())
+
+        def forward(self, x):
+            shifted = self.shift(self.expand(x))
+            return self.project(shifted) + shifted
+
+    model = Residual().eval()
+    report = optimize_for_inference(model, permute_channels=True)
+    assert report.integer == ["shift"] and not report.permuted
+    assert report.unpermuted["shift"].startswith("no convolution right after")
+
+
 def test_optimized_blocks_of_ours():
     """ShiftNet's CSC block (BN -> ReLU before the shift, a 1x1 conv after) and FE-Net's block."""
     torch.manual_seed(0)
