@@ -1,7 +1,7 @@
 """Speed of whole networks with shift layers against their depthwise originals: what a user who
 converts a real network gets, inference and train step, in both memory formats.
 
-    python benchmarks/bench_models.py                   # the suite: ~5 min on 2 cores
+    python benchmarks/bench_models.py                   # the suite: ~3 min on 2 cores (both conditions)
     python benchmarks/bench_models.py --quick           # a smoke test
     python benchmarks/bench_models.py --models mobilenet_v2 --formats channels_last --json out.json
 
@@ -19,8 +19,13 @@ input, interleaved (each round runs every candidate once in a fresh seeded order
 the ratio of medians (below 1: faster than the depthwise network). Inference runs in eval mode
 under ``torch.inference_mode``, also after ``shiftzoo.optimize_for_inference`` (``+inference``,
 whose outputs are checked to equal the unoptimized model's; for sparse layers also with
-``permute_channels=True``, ``+inference+permuted``, marked (≠): equal up to rounding); the train step is forward, cross
-entropy, backward and an SGD step. Both allocator conditions are reported (see timing.py).
+``permute_channels=True``, ``+inference+permuted``, marked (≠): equal up to rounding), and the floor
+of those forms, ``floor: shift = copy`` (every InferenceShift replaced by a copy of the positions
+its outputs sit on: what the network would cost with a shift as cheap as a copy); the train step
+is forward, cross entropy, backward and an SGD step, with, for networks of SSL layers, its floor ``floor: shift =
+channel scale`` (every SparseShift replaced by a learned per-channel scale of the positions it
+keeps: PyTorch's cheapest op with an SSL layer's work). Both allocator conditions are reported
+(see timing.py).
 """
 from __future__ import annotations
 
@@ -117,6 +122,60 @@ class GroupResult:
     exact: dict[str, bool] = field(default_factory=dict)  # +inference variant -> outputs equal
 
 
+def kept_positions(x: torch.Tensor, sampling) -> torch.Tensor:
+    """The view of x at the positions a layer with this sampling writes its outputs at (strided
+    slices), possibly shorter than its output where a crop is negative."""
+    for axis, (n, stride, (begin, _)) in enumerate(zip(x.shape[2:], sampling.stride, sampling.crop)):
+        start = min(max(begin, 0), n)
+        x = x.narrow(axis + 2, start, n - start)[(slice(None),) * (axis + 2) + (slice(None, None, stride),)]
+    return x
+
+
+def fit(y: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """y cut or zero-padded at the end of each spatial axis to `shape`."""
+    pads = [p for n, m in zip(reversed(y.shape[2:]), reversed(shape[2:])) for p in (0, m - n)]
+    return y if y.shape == shape else nn.functional.pad(y, pads)
+
+
+class CopyFloor(nn.Module):
+    """Stands in for an InferenceShift: copies the input positions its outputs sit on into a new
+    tensor of the output's shape, and nothing else. A network with these in place of its shifts is
+    the floor of its inference form: what it would cost with a shift as cheap as a copy."""
+
+    def __init__(self, shift: shiftzoo.InferenceShift):
+        super().__init__()
+        self.sampling = shift.sampling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fit(kept_positions(x, self.sampling).clone(), x.shape[:2] + self.sampling.output_size(x.shape[2:]))
+
+
+class ChannelScaleFloor(nn.Module):
+    """Stands in for a SparseShift layer in training: a learned per-channel scale of the positions
+    its outputs sit on, PyTorch's cheapest op with an SSL layer's work (an output, an input gradient,
+    a per-channel reduction for the parameter's gradient). A network with these in place of its
+    shifts is the floor of its train step."""
+
+    def __init__(self, layer: shiftzoo.ShiftLayer):
+        super().__init__()
+        self.sampling = layer.sampling
+        self.scale = nn.Parameter(torch.ones(layer.channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scaled = kept_positions(x, self.sampling) * self.scale.view((1, -1) + (1,) * (x.dim() - 2))
+        return fit(scaled, x.shape[:2] + self.sampling.output_size(x.shape[2:]))
+
+
+def with_floors(model: nn.Module, kind: type, floor: type) -> nn.Module:
+    """A copy of model with every `kind` module replaced by floor(module)."""
+    model = copy.deepcopy(model)
+    for name, module in list(model.named_modules()):
+        if isinstance(module, kind):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, floor(module))
+    return model
+
+
 def inference_candidates(variants: dict[str, nn.Module], x: torch.Tensor, exact: dict[str, bool]
                          ) -> dict[str, Candidate]:
     """Eval-mode forwards, plus each shift variant's optimize_for_inference form (whether its outputs
@@ -135,6 +194,9 @@ def inference_candidates(variants: dict[str, nn.Module], x: torch.Tensor, exact:
             with torch.inference_mode():
                 exact[name + suffix] = torch.equal(model(x), optimized(x))
             models[name + suffix] = optimized
+        if "floor: shift = copy" not in models:  # once per network: the floor of every inference form
+            models["floor: shift = copy"] = with_floors(models[f"{name}+inference"], shiftzoo.InferenceShift,
+                                                        CopyFloor)
 
     def forward(model: nn.Module) -> Callable[[], object]:
         def run():
@@ -158,7 +220,12 @@ def train_candidates(variants: dict[str, nn.Module], x: torch.Tensor, labels: to
             return loss
         return run
 
-    return {name: Candidate(step(model)) for name, model in variants.items()}
+    models = dict(variants)
+    for name in ("sparse", "shift"):  # SSL layers (fenet's "shift" is SSL; shiftnet's is grouped)
+        if name in variants and any(isinstance(m, shiftzoo.nn.SparseShift) for m in variants[name].modules()):
+            models["floor: shift = channel scale"] = with_floors(variants[name], shiftzoo.nn.SparseShift,
+                                                                 ChannelScaleFloor)
+    return {name: Candidate(step(model)) for name, model in models.items()}
 
 
 def bench_model(name: str, args) -> list[GroupResult]:

@@ -1,0 +1,45 @@
+"""The network benchmark's stand-ins (benchmarks/bench_models.py): the floors it times in place of
+the shift layers must produce what the layers produce in shape and layout (else the floor network
+would not run, or would run another network), and the copy floor must read where the shift with no
+move reads. Nothing is timed here."""
+import pathlib
+import sys
+
+import pytest
+import torch
+
+import shiftzoo
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+bench = pytest.importorskip("bench_models")
+
+SAMPLINGS = [(1, 0), (2, 0), (2, (1, 0)), (3, 2), (2, -1)]
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "cl"])
+@pytest.mark.parametrize("stride, crop", SAMPLINGS)
+def test_floors_stand_in_for_the_layers(memory_format, stride, crop):
+    x = torch.randn(2, 4, 9, 8).contiguous(memory_format=memory_format)
+    unmoved = shiftzoo.InferenceShift(torch.zeros(4, 2), "zeros", stride, crop)
+    want = unmoved(x)
+    copied = bench.CopyFloor(unmoved)(x)
+    assert copied.shape == want.shape and copied.is_contiguous(memory_format=memory_format)
+    if crop != -1:  # inside the input, a shift that moves nothing is the copy of the kept positions
+        assert torch.equal(copied, want)
+    layer = shiftzoo.SparseShift2d(4, stride=stride, crop=crop)
+    floor = bench.ChannelScaleFloor(layer)
+    scaled = floor(x.requires_grad_())
+    assert scaled.shape == layer(x).shape
+    scaled.sum().backward()  # the work of an SSL layer: both gradients
+    assert floor.scale.grad.shape == (4,) and x.grad.shape == x.shape
+
+
+def test_with_floors_replaces_every_layer_of_the_kind():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), shiftzoo.SparseShift2d(4, stride=2),
+                                torch.nn.Sequential(shiftzoo.SparseShift2d(4), torch.nn.Conv2d(4, 2, 1)))
+    floor = bench.with_floors(model, shiftzoo.nn.SparseShift, bench.ChannelScaleFloor)
+    assert [type(m).__name__ for m in floor.modules()].count("ChannelScaleFloor") == 2
+    assert not any(isinstance(m, shiftzoo.nn.SparseShift) for m in floor.modules())
+    assert any(isinstance(m, shiftzoo.nn.SparseShift) for m in model.modules())  # the original is untouched
+    x = torch.randn(1, 3, 10, 10)
+    assert floor(x).shape == model(x).shape
