@@ -55,6 +55,26 @@ def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampl
     assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("channels", ["any-order", "in-runs"])
+def test_shift_affine_keeps_nan_and_clamps_infinities(layout, channels):
+    C = 24
+    x = make_input((2, C, 7, 9), torch.float32, "contiguous", seed=3) * 4
+    x.view(-1)[::7] = float("nan")
+    x.view(-1)[1::11] = float("inf")
+    x.view(-1)[2::13] = -float("inf")
+    x = x.contiguous(memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+    s = torch.randint(-2, 3, (C, 2), generator=gen(1)).float()
+    if channels == "in-runs":
+        s = s[::6].repeat_interleave(6, dim=0)
+    a1, b1 = torch.rand(C, generator=gen(2)) + 0.5, torch.randn(C, generator=gen(3))
+    a2, b2 = torch.rand(C, generator=gen(4)) - 0.5, torch.randn(C, generator=gen(5))
+    want = fma_map(reference.shift(fma_map(x, a1, b1, 0.0, 6.0), s, "zeros", "nearest"), a2, b2, -1.0, 2.0)
+    got = torch.ops.shiftzoo.shift_affine(x, s, "zeros", *Sampling.of(2).op_args(), a1, b1, 0.0, 6.0, a2, b2, -1.0, 2.0)
+    assert got.isnan().any() and (got == 2.0).any() and (got == -1.0).any()
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
 def test_shift_affine_checks_its_maps_and_has_no_gradient():
     x, s = torch.randn(1, 3, 5, 5), torch.zeros(3, 2)
     unit = ([1, 1], [0, 0], [0, 0])

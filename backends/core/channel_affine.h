@@ -21,6 +21,14 @@ struct AffineSpec {
   double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
 };
 
+// clamp(v, lo, hi) for lo <= hi, NaN staying NaN: each step is x86's max/min instruction exactly
+// ((a > b) ? a : b takes b when either is NaN), so loops of it vectorise without blends.
+template <typename A>
+SHIFTZOO_HD A clamp_keeping_nan(A v, A lo, A hi) {
+  v = lo > v ? lo : v;
+  return hi < v ? hi : v;
+}
+
 // One channel's map, in the kernels' precision A.
 template <typename A>
 struct AffineClamp {
@@ -29,7 +37,7 @@ struct AffineClamp {
 
   SHIFTZOO_HD A operator()(A v) const {
     if (affine) v = std::fma(v, scale, bias);
-    return v < lo ? lo : v > hi ? hi : v;  // NaN stays NaN
+    return clamp_keeping_nan(v, lo, hi);
   }
 };
 

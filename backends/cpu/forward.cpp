@@ -112,14 +112,16 @@ std::vector<AffineClamp<A>> channel_maps(const AffineSpec& spec, int64_t channel
   std::vector<AffineClamp<A>> maps(channels);
   const at::Tensor scale = spec.scale ? spec.scale->to(at::kDouble).contiguous() : at::Tensor();
   const at::Tensor bias = spec.bias ? spec.bias->to(at::kDouble).contiguous() : at::Tensor();
+  const double* scales = scale.defined() ? scale.const_data_ptr<double>() : nullptr;
+  const double* biases = bias.defined() ? bias.const_data_ptr<double>() : nullptr;
   for (int64_t c = 0; c < channels; ++c) {
     AffineClamp<A>& m = maps[c];
     m.lo = static_cast<A>(spec.lo);
     m.hi = static_cast<A>(spec.hi);
-    if (!scale.defined()) continue;
+    if (!scales) continue;
     m.affine = true;
-    m.scale = static_cast<A>(scale.const_data_ptr<double>()[c]);
-    m.bias = static_cast<A>(bias.const_data_ptr<double>()[c]);
+    m.scale = static_cast<A>(scales[c]);
+    m.bias = static_cast<A>(biases[c]);
   }
   return maps;
 }

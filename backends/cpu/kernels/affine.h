@@ -76,9 +76,9 @@ void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, cons
   for (int64_t c = 0; c < C; ++c) {
     A v = static_cast<A>(out[c]);
     if constexpr (PreAffine) v = std::fma(v, pre_scale[c], pre_bias[c]);
-    v = v < pre_lo ? pre_lo : v > pre_hi ? pre_hi : v;
+    v = clamp_keeping_nan(v, pre_lo, pre_hi);
     if constexpr (PostAffine) v = std::fma(v, post_scale[c], post_bias[c]);
-    v = v < post_lo ? post_lo : v > post_hi ? post_hi : v;
+    v = clamp_keeping_nan(v, post_lo, post_hi);
     out[c] = static_cast<T>(v);
   }
 }
@@ -87,9 +87,10 @@ void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, cons
 // with every channel's maps (pre[c], post[c]). Each row is shifted as the plain shift does it
 // (raw values, 0 where a tap reads nothing): a vector at a time for channels in `runs` that read
 // alike (ChannelRunRows; empty: none), else gathered (ChannelRowGather), then mapped in place a pixel at a
-// time, vectorised over channels; a tap that reads nothing (at the few pixels near the ends, by
-// the band tables; on whole rows of channels whose source row reads nothing) then takes post(0),
-// and the channels shifted far (not regular) are mapped element by element through the tables.
+// time, vectorised over channels; a tap that reads nothing then takes post(0): per run, on rows
+// it reads nothing from and at the pixels outside its interior that read nothing; gathered, at
+// the few pixels near the ends by the band tables and on whole rows of channels whose source row
+// reads nothing, and the channels shifted far (not regular) are mapped element by element.
 template <typename T>
 void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geometry& in_geom,
                                         const Geometry& out_geom, const TapTables& taps, const std::vector<Span>& runs,
@@ -99,9 +100,10 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
   using A = at::opmath_type<T>;
   const int64_t C = in_geom.channels, D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
   const int64_t xs = in_geom.stride[2], ics = in_geom.stride_c, os = out_geom.stride[2], ocs = out_geom.stride_c;
-  ChannelRowGather<T> gather(taps, in_geom, out_geom, W, taps.front().step_x);
-  std::optional<ChannelRunRows<T>> run_rows;
+  std::optional<ChannelRunRows<T>> run_rows;  // channels in runs that read alike
+  std::optional<ChannelRowGather<T>> gather;  // channels in any order
   if (!runs.empty()) run_rows.emplace(in_geom, out_geom, taps, runs);
+  else gather.emplace(taps, in_geom, out_geom, W, taps.front().step_x);
   std::vector<A> pre_scale(C), pre_bias(C), post_scale(C), post_bias(C);
   std::vector<T> of_zero(C);  // post(0) per channel: what a tap that reads nothing gives
   for (int64_t c = 0; c < C; ++c) {
@@ -131,18 +133,29 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     if (ocs != 1)
       for (int64_t c = 0; c < C; ++c) out[c * ocs] = channels[c];
   };
-  const std::vector<int64_t>& band = gather.band();
-  const std::vector<int64_t>& band_sources = gather.band_sources();
   for (int64_t row_index = row_begin; row_index < row_end; ++row_index) {
     const int64_t y = row_index % H, z = (row_index / H) % D, n = row_index / (H * D);
-    const T* in_n = in_data + n * in_geom.stride_n;
     T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
-    if (run_rows) run_rows->row(in_data, out_data, n, z, y);
-    else gather.gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
+    if (run_rows) {
+      run_rows->row(in_data, out_data, n, z, y);
+      for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
+      for (const Span run : runs) {  // where a run reads nothing: post(0) (channels adjacent here)
+        const ChannelTaps& t = taps[run.begin];
+        const bool row_reads_nothing = t.src_z[z] == kZeroTap || t.src_y[y] == kZeroTap;
+        for (int64_t x = 0; x < W; ++x) {
+          if (!row_reads_nothing && ((x >= t.inner.begin && x < t.inner.end) || t.source_x(x) != kZeroTap)) continue;
+          std::copy(of_zero.begin() + run.begin, of_zero.begin() + run.end, out_row + x * os + run.begin);
+        }
+      }
+      continue;
+    }
+    const T* in_n = in_data + n * in_geom.stride_n;
+    gather->gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
     for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
+    const std::vector<int64_t>& band = gather->band();
     for (size_t b = 0; b < band.size(); ++b) {
       T* out = out_row + band[b] * os;
-      const int64_t* sources = band_sources.data() + b * C;
+      const int64_t* sources = gather->band_sources().data() + b * C;
       for (int64_t c = 0; c < C; ++c)
         if (sources[c] == kZeroTap) out[c * ocs] = of_zero[c];
     }
@@ -150,7 +163,7 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
       if (taps[c].src_z[z] != kZeroTap && taps[c].src_y[y] != kZeroTap) continue;
       for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = of_zero[c];
     }
-    for (const int64_t c : gather.far_channels()) {
+    for (const int64_t c : gather->far_channels()) {
       const int64_t sz = taps[c].src_z[z], sy = taps[c].src_y[y];
       if (sz == kZeroTap || sy == kZeroTap) continue;  // done above
       const T* row = in_n + c * ics + sz * in_geom.stride[0] + sy * in_geom.stride[1];
