@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 import shiftzoo
-from timing import (CONDITIONS, Candidate, interleaved_timings, machine_info, run_under_conditions,
-                    strip_options)
+from timing import (Candidate, add_run_options, interleaved_timings, machine_info, parse_run_options,
+                    run_under_conditions, strip_options)
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 MODES = ("inference", "train")
@@ -317,18 +317,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--classes", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 15; 3 quick)")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
-    ap.add_argument("--quick", action="store_true", help="few rounds: a smoke test")
-    ap.add_argument("--malloc", choices=(*CONDITIONS, "both"), default="both",
-                    help="allocator condition (see benchmarks/timing.py; default both, one after the other)")
-    ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 15)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    conditions = CONDITIONS if args.malloc == "both" else (args.malloc,)
-    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), conditions, lambda: run(args))
+    add_run_options(ap, rounds=15, quick="few rounds: a smoke test")
+    args = parse_run_options(ap, argv)
+    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), args.conditions, lambda: run(args))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"runs": parts}, f, indent=2)

@@ -53,8 +53,8 @@ from torch import Tensor
 import shiftzoo
 from shiftzoo import reference
 from shiftzoo.functional import shift
-from timing import (CONDITIONS, Candidate, describe_error, interleaved_timings, machine_info, run_under_conditions,
-                    strip_options)
+from timing import (Candidate, add_run_options, describe_error, interleaved_timings, machine_info, parse_run_options,
+                    run_under_conditions, strip_options)
 
 Fn = Callable[[Tensor], Tensor]
 Selector = slice | Tensor
@@ -513,18 +513,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                          f"({' '.join(QUICK_SHAPES)} with --quick)")
     ap.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts (default 2)")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), nargs="+", default=["float32"])
-    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 30; 3 quick)")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
-    ap.add_argument("--quick", action="store_true", help="few rounds, two shapes: a smoke test")
-    ap.add_argument("--malloc", choices=(*CONDITIONS, "both"), default="both",
-                    help="allocator condition (see benchmarks/timing.py; default both, one after the other)")
-    ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    add_run_options(ap, rounds=30, quick="few rounds, two shapes: a smoke test")
+    args = parse_run_options(ap, argv)
 
     shapes = args.shapes or [parse_shape(s) for s in (QUICK_SHAPES if args.quick else DEFAULT_SHAPES)]
-    rounds = args.rounds or (3 if args.quick else 30)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    rounds, warmup = args.rounds, args.warmup
     print("Ratios = op time / baseline time (lower is better). ×clone: to x.clone() (the floor). "
           "×dwconv < 1 means faster than the depthwise 3-tap conv it replaces "
           "(fwd rows: conv fwd; fwd+bwd rows: conv fwd+bwd). "
@@ -535,8 +528,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return {"settings": [run_setting(shapes, dtype, threads, rounds, warmup, args.seed)
                              for dtype in args.dtype for threads in args.threads]}
 
-    conditions = CONDITIONS if args.malloc == "both" else (args.malloc,)
-    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), conditions, run)
+    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), args.conditions, run)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": [s for part in parts for s in part["settings"]]}, f, indent=2)

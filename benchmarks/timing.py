@@ -58,6 +58,27 @@ def run_under_conditions(argv: Sequence[str], conditions: Sequence[str], run: Ca
     return results
 
 
+def add_run_options(ap, rounds: int, quick: str) -> None:
+    """The options every suite takes: rounds, warm-up, quick, allocator condition, JSON, seed."""
+    ap.add_argument("--rounds", type=int, default=None, help=f"timed rounds (default {rounds}; 3 quick)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default 3; 1 quick)")
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--malloc", choices=(*CONDITIONS, "both"), default="both",
+                    help="allocator condition (see benchmarks/timing.py; default both, one after the other)")
+    ap.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.set_defaults(default_rounds=rounds)
+
+
+def parse_run_options(ap, argv: Sequence[str]):
+    """ap's arguments, with rounds and warm-up resolved (--quick: 3 and 1) and the conditions to run."""
+    args = ap.parse_args(argv)
+    args.rounds = args.rounds or (3 if args.quick else args.default_rounds)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    args.conditions = CONDITIONS if args.malloc == "both" else (args.malloc,)
+    return args
+
+
 def strip_options(argv: Sequence[str], options: Sequence[str]) -> list[str]:
     """``argv`` without the given options and their values (``--opt v`` or ``--opt=v``)."""
     out, skip = [], False
