@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from . import _extension, functional, plugin_registry, reference
 from ._sampling import CropArg, IntOrInts, Sampling
+from .convert import _is_conv
 from .nn.geometry import DepthwiseGeometry
 from .nn.layers import ShiftLayer
 
@@ -273,9 +274,6 @@ def _call_counts(graph) -> Dict[str, int]:
     return calls
 
 
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
 def _permute_into_runs(model: nn.Module, report: InferenceReport) -> None:
     """Sorts the channels of each InferenceShift between two convolutions into runs of equal
     displacement, the permutation folded into both convolutions (see optimize_for_inference)."""
@@ -298,7 +296,7 @@ def _permute_into_runs(model: nn.Module, report: InferenceReport) -> None:
         source = node.args[0]
         while len(source.users) == 1 and is_identity(source) and hasattr(source.args[0], "op"):
             source = source.args[0]
-        ok = len(source.users) == 1 and single_use(source) and isinstance(modules[source.target], _CONVS)
+        ok = len(source.users) == 1 and single_use(source) and _is_conv(modules[source.target])
         return source.target if ok else None
 
     def conv_after(node):
@@ -308,7 +306,7 @@ def _permute_into_runs(model: nn.Module, report: InferenceReport) -> None:
         if len(node.users) != 1:
             return None
         user = next(iter(node.users))
-        ok = single_use(user) and isinstance(modules[user.target], _CONVS) and len(user.args) == 1 and not user.kwargs
+        ok = single_use(user) and _is_conv(modules[user.target]) and len(user.args) == 1 and not user.kwargs
         return user.target if ok else None
 
     for node in graph.nodes:

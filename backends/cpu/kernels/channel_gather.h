@@ -105,9 +105,8 @@ class ChannelRowGather {
     for (const int64_t c : far_) far_channel(taps_[c], source_row(in_n, c, z, a, j), out + c * ocs, os);
   }
 
-  // Pixels where every regular channel reads inside its row; the other pixels; the channels that
-  // are not regular.
-  Span common() const { return common_; }
+  // The pixels outside those where every regular channel reads inside its row; the channels
+  // that are not regular (below).
   const std::vector<int64_t>& band() const { return band_x_; }
   // What regular channel c reads at band pixel band()[b]: band_sources()[b * C + c] (kZeroTap:
   // nothing, where the row itself is read).
