@@ -284,6 +284,42 @@ def test_channels_last_bfloat16_specials(interp):
         assert torch.equal(last[inner].nan_to_num(), flat[inner].nan_to_num())
 
 
+@pytest.mark.parametrize("padding", [p for p in PADDINGS if p != "periodic"])  # periodic reads every column
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_small_planes_ignore_what_no_tap_reads(dtype, padding):
+    """Small planes are shifted as a masked copy of the translated plane, and their shift
+    gradient sums masked products: a position that no tap reads never enters an output or a sum,
+    even where the flat translation passes over it. Each channel has NaN and infinities in the two
+    columns (or rows) that its taps never reach (shift magnitude in (2, 3) on a 7x7 plane, nearest
+    forward, linear gradient taps): output and both gradients are finite and equal the reference's
+    for the same input with those positions zeroed (the reference, separable, differentiates
+    every position of its intermediate and would carry their NaN into the gradient)."""
+    c, n = 24, 7
+    s = torch.zeros(c, 2, dtype=F64)
+    magnitude = 2.2 + torch.rand(c, generator=gen(60), dtype=F64) * 0.6
+    x = torch.randn(2, c, n, n, dtype=F64, generator=gen(61))
+    specials = torch.zeros_like(x, dtype=torch.bool)
+    for ch in range(c):
+        axis, sign = divmod(ch % 4, 2)      # every direction along both axes
+        sign = 1 if sign else -1
+        s[ch, axis] = sign * magnitude[ch]
+        s[ch, 1 - axis] = torch.rand(1, generator=gen(62 + ch), dtype=F64).item() - 0.5
+        unread = slice(n - 2, n) if sign > 0 else slice(0, 2)  # taps read x - 3 .. x - 2 (or x + 2 .. x + 3)
+        specials[(slice(None), ch) + ((slice(None), unread) if axis == 1 else (unread, slice(None)))] = True
+    clean = x.to(dtype)
+    x = clean.masked_fill(specials, float("nan"))
+    x[..., ::3] = x[..., ::3].masked_fill(specials[..., ::3], float("inf"))
+    g = torch.randn(2, c, n, n, dtype=F64, generator=gen(63)).to(dtype)
+    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, "nearest", "linear"), x, s, g)
+    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, "nearest", "linear"),
+                                        clean.masked_fill(specials, 0).to(F64), s, g.to(F64))
+    assert out.isfinite().all() and gs.isfinite().all()
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(out.to(F64), ref_out, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx.to(F64), ref_gx, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gs, ref_gs, atol=atol * (1 + ref_gs.abs().max().item()), rtol=rtol)
+
+
 @pytest.mark.parametrize("expand", ["channels", "width", "batch"])
 @pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 def test_zero_strides(expand, interp):

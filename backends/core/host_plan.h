@@ -40,24 +40,28 @@ inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
 template <class Interp>
 ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const Sampling& sampling,
                     const std::array<int64_t, kAxes>& periods) {
-  ShiftPlan plan(g.channels);
   const int first = g.first_real_axis();
+  std::array<int, kAxes> support{1, 1, 1};
   std::array<int64_t, kAxes> reach{};
+  for (int axis = first; axis < kAxes; ++axis) support[axis] = Interp::support;
+  ShiftPlan plan(g.channels, support);
   for (int axis = first; axis < kAxes; ++axis) {
-    plan.support[axis] = Interp::support;
     plan.step[axis] = sampling.stride[axis];
     const int64_t n = g.size[axis], begin = sampling.crop_begin[axis];
     const int64_t m = output_length(n, sampling.stride[axis], begin, sampling.crop_end[axis]);
     reach[axis] = saturation_reach(n, Interp::support, begin, begin + sampling.stride[axis] * std::max<int64_t>(m - 1, 0));
   }
   const std::vector<double> values = host_shift_values(shifts);
+  AxisTaps taps;
+  for (int t = 0; t < kMaxSupport; ++t) taps.w[t] = taps.dw[t] = 0.0;  // (beyond the support: never read)
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int k = 0; k < g.spatial_dims; ++k) {
       const double value = values[c * g.spatial_dims + k];
       TORCH_CHECK_VALUE(std::isfinite(value), "shiftzoo.shift: shifts must be finite, got ", value, " for channel ", c,
                         ", spatial axis ", k);
       const int axis = first + k;
-      set_axis_taps<Interp>(plan.at(c, axis), value, sampling.crop_begin[axis], periods[axis], reach[axis]);
+      set_axis_taps<Interp>(taps, value, sampling.crop_begin[axis], periods[axis], reach[axis]);
+      plan.set(c, axis, taps);
     }
   }
   return plan;
@@ -71,21 +75,24 @@ inline ShiftPlan host_tabled_plan(const at::Tensor& offsets, const at::Tensor& w
                                   const Sampling& sampling) {
   const int d = g.spatial_dims;
   const int K = static_cast<int>(weights.size(2));
-  ShiftPlan plan(g.channels);
+  std::array<int, kAxes> support{1, 1, 1};
+  for (int k = 0; k < d; ++k) support[g.first_real_axis() + k] = K;
+  ShiftPlan plan(g.channels, support);
   plan.step = sampling.stride;
   const at::Tensor o = offsets.contiguous();
   const at::Tensor w = weights.to(at::kDouble).contiguous();
   const int64_t* op = o.const_data_ptr<int64_t>();
   const double* wp = w.const_data_ptr<double>();
-  for (int k = 0; k < d; ++k) plan.support[g.first_real_axis() + k] = K;
+  AxisTaps taps;
+  for (int t = 0; t < K; ++t) taps.dw[t] = 0.0;  // a runtime plugin's dweights are applied in Python
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int k = 0; k < d; ++k) {
-      AxisTaps& taps = plan.at(c, g.first_real_axis() + k);
       taps.offset = op[c * d + k];
       // far beyond any axis (the planner reduces real shifts to within a few axis lengths)
       TORCH_CHECK_VALUE(taps.offset > -(int64_t{1} << 62) && taps.offset < (int64_t{1} << 62),
                         "shiftzoo.shift_tabled: offset ", taps.offset, " of channel ", c, " is out of range");
       for (int t = 0; t < K; ++t) taps.w[t] = wp[(c * d + k) * K + t];
+      plan.set(c, g.first_real_axis() + k, taps);
     }
   }
   return plan;

@@ -15,26 +15,54 @@
 
 namespace shiftzoo {
 
-struct ShiftPlan {
-  std::array<int, kAxes> support{1, 1, 1};  // taps per axis
+// One channel's taps along one axis as a plan holds them: tap t of output y reads
+// step * y + offset + t with weight w[t] (d w[t] / d shift: dw[t]), t < the axis's support.
+struct AxisView {
+  int64_t offset;
+  const double* w;
+  const double* dw;
+};
+
+// Stored compactly, per axis only as many weights as its support: a plan is rebuilt on every
+// call, and 1024 channels of 136-byte AxisTaps each cost more to write than a small plane's shift.
+class ShiftPlan {
+ public:
+  std::array<int, kAxes> support{1, 1, 1};   // taps per axis
   std::array<int64_t, kAxes> step{1, 1, 1};  // tap t of output y reads step * y + offset + t
-  std::vector<AxisTaps> taps;                // [channel][axis]
 
   ShiftPlan() = default;
-  // Every axis of every channel unshifted: one tap of weight 1 at offset 0. (Entries beyond an
-  // axis's support are left unset: nothing reads them.)
-  explicit ShiftPlan(int64_t channels) : taps(channels * kAxes) {
-    for (AxisTaps& t : taps) {
-      t.offset = 0;
-      t.w[0] = 1.0;
-      t.dw[0] = 0.0;
+  // Every axis of every channel unshifted: tap 0 of weight 1 at offset 0 (the other taps weigh 0).
+  ShiftPlan(int64_t channels, const std::array<int, kAxes>& support_per_axis)
+      : support(support_per_axis), channels_(channels), offsets_(channels * kAxes, 0) {
+    for (int axis = 0; axis < kAxes; ++axis) {
+      w_[axis].assign(channels * support[axis], 0.0);
+      dw_[axis].assign(channels * support[axis], 0.0);
+      for (int64_t c = 0; c < channels; ++c) w_[axis][c * support[axis]] = 1.0;
     }
   }
 
-  int64_t channels() const { return static_cast<int64_t>(taps.size()) / kAxes; }
-  const AxisTaps& at(int64_t channel, int axis) const { return taps[channel * kAxes + axis]; }
-  AxisTaps& at(int64_t channel, int axis) { return taps[channel * kAxes + axis]; }
+  int64_t channels() const { return channels_; }
   int64_t taps_per_channel() const { return int64_t{support[0]} * support[1] * support[2]; }
+  int64_t offset(int64_t channel, int axis) const { return offsets_[channel * kAxes + axis]; }
+  AxisView at(int64_t channel, int axis) const {
+    return {offset(channel, axis), w_[axis].data() + channel * support[axis],
+            dw_[axis].data() + channel * support[axis]};
+  }
+  // Channel `channel` reads along `axis` what `taps` says (its first support[axis] taps).
+  void set(int64_t channel, int axis, const AxisTaps& taps) {
+    offsets_[channel * kAxes + axis] = taps.offset;
+    const int k = support[axis];
+    double *w = w_[axis].data() + channel * k, *dw = dw_[axis].data() + channel * k;
+    for (int t = 0; t < k; ++t) {  // (a loop: k is small, a memmove call per axis is not)
+      w[t] = taps.w[t];
+      dw[t] = taps.dw[t];
+    }
+  }
+
+ private:
+  int64_t channels_ = 0;
+  std::vector<int64_t> offsets_;                    // [channel][axis]
+  std::array<std::vector<double>, kAxes> w_, dw_;  // per axis: [channel][tap]
 };
 
 // The padding of a runtime plugin, as the index tables Python computed (shiftzoo/_tabled.py):
@@ -52,15 +80,18 @@ struct TabledPadding {
 // reversed, read with zeros padding. (Taps that left the plane and were mapped back by the padding
 // form the adjoint's padding term.)
 inline ShiftPlan reversed_plan(const ShiftPlan& forward) {
-  ShiftPlan plan(forward.channels());
-  plan.support = forward.support;
+  ShiftPlan plan(forward.channels(), forward.support);
+  AxisTaps r;
   for (int64_t c = 0; c < forward.channels(); ++c) {
     for (int axis = 0; axis < kAxes; ++axis) {
-      const AxisTaps& f = forward.at(c, axis);
-      AxisTaps& r = plan.at(c, axis);
+      const AxisView f = forward.at(c, axis);
       const int k = plan.support[axis];
       r.offset = -f.offset - (k - 1);
-      for (int i = 0; i < k; ++i) r.w[i] = f.w[k - 1 - i];
+      for (int i = 0; i < k; ++i) {
+        r.w[i] = f.w[k - 1 - i];
+        r.dw[i] = 0.0;  // the adjoint is never differentiated
+      }
+      plan.set(c, axis, r);
     }
   }
   return plan;
@@ -75,7 +106,7 @@ inline std::vector<Span> equal_tap_runs(const ShiftPlan& plan) {
   if (plan.channels() == 0 || plan.taps_per_channel() != 1) return runs;
   for (int64_t c = 0; c < plan.channels(); ++c) {
     bool same = c > 0;
-    for (int axis = 0; same && axis < kAxes; ++axis) same = plan.at(c, axis).offset == plan.at(c - 1, axis).offset;
+    for (int axis = 0; same && axis < kAxes; ++axis) same = plan.offset(c, axis) == plan.offset(c - 1, axis);
     if (same) {
       runs.back().end = c + 1;
     } else {

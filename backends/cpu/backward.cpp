@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/ops/zeros.h>
 
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
@@ -75,16 +76,31 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
     return;
   }
   // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
-  // find grad_out's plane in cache.
+  // find grad_out's plane in cache. Small planes go by their classes' translations.
+  std::optional<SmallPlaneTables<T>> small_reversed, small_correlate;
+  if (reversed && reversed->front().taps() == 1) small_reversed.emplace(*reversed, grad_geom, grad_in_geom);
+  small_correlate.emplace(*correlate, in_geom, grad_geom);
+  const bool reversed_translates = small_reversed && !small_reversed->empty();
+  const bool correlate_translates = !small_correlate->empty();
   for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
     const T* g_plane = plane_ptr(g_data, grad_geom, n, c);
     if (reversed) {
-      k.forward_plane(g_plane, plane_ptr(gin_data, grad_in_geom, n, c), grad_geom, grad_in_geom, (*reversed)[c],
-                      scratch);
+      T* gin_plane = plane_ptr(gin_data, grad_in_geom, n, c);
+      if (reversed_translates) {
+        k.translate_plane(g_plane, gin_plane, *(*small_reversed)[reversed->reading_class()[c]]);
+      } else {
+        k.forward_plane(g_plane, gin_plane, grad_geom, grad_in_geom, (*reversed)[c], reversed->weights(c), scratch);
+      }
       add_padding_term(n, c, scratch);
     }
-    k.correlate_plane(g_plane, plane_ptr(in_data, in_geom, n, c), grad_geom, in_geom, (*correlate)[c],
-                      correlations + (n * grad_geom.channels + c) * corr_per_plane, scratch);
+    double* plane_corr = correlations + (n * grad_geom.channels + c) * corr_per_plane;
+    const T* in_plane = plane_ptr(in_data, in_geom, n, c);
+    if (correlate_translates) {
+      k.correlate_translated_plane(g_plane, in_plane, (*small_correlate)[correlate->reading_class()[c]],
+                                   static_cast<int>(corr_per_plane), plane_corr);
+    } else {
+      k.correlate_plane(g_plane, in_plane, grad_geom, in_geom, (*correlate)[c], plane_corr, scratch);
+    }
   });
 }
 

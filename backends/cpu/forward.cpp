@@ -13,38 +13,6 @@
 namespace shiftzoo::cpu {
 namespace {
 
-// Planes up to this many outputs go through per-class index tables (gather_plane): their edges,
-// border rows and per-row calls would cost more than the copy itself.
-constexpr int64_t kSmallPlane = 256;
-
-// For every reading class of a single-tap shift (TapTables::reading_class), the input element
-// (offset within the plane) each output element of a plane reads, or -1 for nothing: classes()
-// tables of out_geom.plane_numel() entries. Empty where an offset would not fit 32 bits.
-std::vector<int32_t> plane_indices(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom) {
-  const int64_t numel = out_geom.plane_numel(), classes = taps.classes();
-  const int64_t reach = (in_geom.size[0] - 1) * in_geom.stride[0] + (in_geom.size[1] - 1) * in_geom.stride[1] +
-                        (in_geom.size[2] - 1) * in_geom.stride[2];
-  if (reach >= (int64_t{1} << 31) || in_geom.stride[0] < 0 || in_geom.stride[1] < 0 || in_geom.stride[2] < 0) return {};
-  std::vector<int32_t> index(classes * numel);
-  std::vector<bool> done(classes, false);
-  for (int64_t c = 0; c < taps.size(); ++c) {
-    const int32_t k = taps.reading_class()[c];
-    if (done[k]) continue;
-    done[k] = true;
-    const ChannelTaps& t = taps[c];
-    int32_t* out = index.data() + k * numel;
-    for (int64_t z = 0; z < out_geom.size[0]; ++z)
-      for (int64_t y = 0; y < out_geom.size[1]; ++y)
-        for (int64_t x = 0; x < out_geom.size[2]; ++x) {
-          const int64_t sz = t.src_z[z], sy = t.src_y[y], sx = t.source_x(x);
-          *out++ = sz == kZeroTap || sy == kZeroTap || sx == kZeroTap
-                       ? -1
-                       : static_cast<int32_t>(sz * in_geom.stride[0] + sy * in_geom.stride[1] + sx * in_geom.stride[2]);
-        }
-  }
-  return index;
-}
-
 template <typename T>
 void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapTables& taps) {
   const Kernels<T>& k = kernels<T>();
@@ -87,22 +55,20 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
     });
     return;
   }
-  const std::vector<int32_t> index = taps.front().taps() == 1 && out_geom.plane_numel() <= kSmallPlane &&
-                                              dense_rows(out_geom)
-                                          ? plane_indices(taps, in_geom, out_geom)
-                                          : std::vector<int32_t>();
-  if (!index.empty()) {
-    const int64_t numel = out_geom.plane_numel();
-    const std::vector<int32_t>& class_of = taps.reading_class();
-    for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
-      k.gather_plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c),
-                     index.data() + class_of[c] * numel, numel);
-    });
-    return;
+  if (taps.front().taps() == 1) {
+    const SmallPlaneTables<T> small(taps, in_geom, out_geom);
+    if (!small.empty()) {
+      const std::vector<int32_t>& class_of = taps.reading_class();
+      for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
+        k.translate_plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c),
+                          *small[class_of[c]]);
+      });
+      return;
+    }
   }
   for_each_plane(in_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
     k.forward_plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom, taps[c],
-                    scratch);
+                    taps.weights(c), scratch);
   });
 }
 

@@ -17,6 +17,7 @@
 #include "backends/core/channel_affine.h"
 #include "backends/core/geometry.h"
 #include "backends/cpu/scratch.h"
+#include "backends/cpu/small_planes.h"
 #include "backends/cpu/tap_tables.h"
 
 namespace shiftzoo::cpu {
@@ -27,9 +28,9 @@ struct Kernels {
   using Accum = at::opmath_type<T>;
   // Forward of one plane (n, c) whose channels are not inner.
   void (*forward_plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
-                        const ChannelTaps& taps, Scratch& scratch);
-  // Single-tap forward of a small plane, output dense: out[i] = in[index[i]] (index < 0: 0).
-  void (*gather_plane)(const T* in, T* out, const int32_t* index, int64_t numel);
+                        const ChannelTaps& taps, const ChannelWeights& weights, Scratch& scratch);
+  // Single-tap forward of a small dense plane, by its reading class's translation.
+  void (*translate_plane)(const T* in, T* out, const PlaneTranslation<T>& translation);
   // Single-tap forward of `planes` consecutive planes that read alike, rows contiguous and the
   // planes densely stacked (a channel run of one batch item): one block move.
   void (*copy_plane_run)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
@@ -55,6 +56,9 @@ struct Kernels {
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,
                           const ChannelTaps& taps, double* corr, Scratch& scratch);
+  // The same for a small dense plane, by its reading class's translations (count of them).
+  void (*correlate_translated_plane)(const T* grad, const T* in, const PlaneTranslation<T>* taps, int count,
+                                     double* corr);
   // Adds the padding term of plane (n, c) of an input gradient (weights: the channel's, in Accum).
   void (*add_padding_term)(const T* grad, T* grad_in, const Geometry& grad_geom, const Geometry& grad_in_geom,
                            const ChannelTaps& taps, const Accum* weights, Scratch& scratch);

@@ -39,7 +39,7 @@ class TableSource {
       const int64_t* table = tables_[k].const_data_ptr<int64_t>();
       for (int64_t c = 0; c < g.channels; ++c) {
         for (int64_t position = 0; position < length; ++position) {
-          const int64_t i = position + plan.at(c, axis).offset, j = table[c * length + position];
+          const int64_t i = position + plan.offset(c, axis), j = table[c * length + position];
           TORCH_CHECK_VALUE(j >= -1 && j < n, "shiftzoo: padding '", name, "' mapped index ", i,
                             " on an axis of length ", n, " to ", j,
                             "; a padding must return an index in [0, ", n, ") or -1 (zero)");
@@ -56,7 +56,7 @@ class TableSource {
     if (k < 0) return i;  // an axis the input lacks: length 1, never shifted
     const at::Tensor& table = tables_[k];
     // raw index i = x + offset + t sits at position x + t, inside the table by construction
-    return table.const_data_ptr<int64_t>()[c * table.size(1) + i - plan_.at(c, axis).offset];
+    return table.const_data_ptr<int64_t>()[c * table.size(1) + i - plan_.offset(c, axis)];
   }
 
  private:

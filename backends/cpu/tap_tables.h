@@ -39,9 +39,6 @@ struct ChannelTaps {
   int64_t edges = 0;
   const int64_t* edge_x = nullptr;
   const int64_t* edge_src = nullptr;
-  // weight[(a * kh + b) * kw + t]: the product of the three axes' tap weights.
-  const double* weight = nullptr;
-  const double *weight_d = nullptr, *weight_h = nullptr, *weight_w = nullptr;  // its factors, per axis
 
   int taps() const { return kd * kh * kw; }
   // The index e of edge position x (x outside `inner`): edge_x[e] == x.
@@ -106,11 +103,9 @@ struct ChannelTaps {
     return {indices, interior(in_geom.size[axis], out_geom.size[axis], offset, k, step)};
   }
 
-  // Channel c of `plan`, reading its three axis tables and keeping its tap weights in
-  // weight_storage (taps() of them), their factors in factor_storage (kd + kh + kw).
-  void set(const ShiftPlan& plan, int64_t c, const Geometry& out_geom, const std::array<AxisTable, kAxes>& axes,
-           double* weight_storage, double* factor_storage) {
-    const AxisTaps &td = plan.at(c, 0), &th = plan.at(c, 1), &tw = plan.at(c, 2);
+  // Where channel c of `plan` reads, from its three axis tables (channels that read alike share
+  // one ChannelTaps; their weights live apart: ChannelWeights).
+  void set(const ShiftPlan& plan, int64_t c, const Geometry& out_geom, const std::array<AxisTable, kAxes>& axes) {
     kd = plan.support[0];
     kh = plan.support[1];
     kw = plan.support[2];
@@ -118,26 +113,16 @@ struct ChannelTaps {
     step_y = plan.step[1];
     step_x = plan.step[2];
     src_z = axes[0].indices;
-    offset_z = td.offset;
+    offset_z = plan.offset(c, 0);
     inner_z = axes[0].inner;
     src_y = axes[1].indices;
-    offset_y = th.offset;
+    offset_y = plan.offset(c, 1);
     inner_y = axes[1].inner;
-    offset = tw.offset;
+    offset = plan.offset(c, 2);
     inner = axes[2].inner;
     edges = out_geom.size[2] - (inner.end - inner.begin);
     edge_x = axes[2].indices;
     edge_src = axes[2].indices + edges;
-    for (int a = 0; a < kd; ++a)
-      for (int b = 0; b < kh; ++b)
-        for (int t = 0; t < kw; ++t) weight_storage[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
-    weight = weight_storage;
-    std::copy(td.w, td.w + kd, factor_storage);
-    std::copy(th.w, th.w + kh, factor_storage + kd);
-    std::copy(tw.w, tw.w + kw, factor_storage + kd + kh);
-    weight_d = factor_storage;
-    weight_h = factor_storage + kd;
-    weight_w = factor_storage + kd + kh;
   }
 
   // Whether some tap outside the plane reads an input (every padding but zeros does): the adjoint
@@ -176,39 +161,50 @@ inline bool unit_sampling(const ChannelTaps& taps, const Geometry& in_geom, cons
   return taps.step_z == 1 && taps.step_y == 1 && taps.step_x == 1 && in_geom.size == out_geom.size;
 }
 
+// One channel's tap weights: weight[(a * kh + b) * kw + t], the product of the three axes' tap
+// weights, and those factors per axis (d[a], h[b], w[t]).
+struct ChannelWeights {
+  const double* weight;
+  const double *d, *h, *w;
+};
+
 // The tap tables of every channel of a plan, built once per call, for an input of geometry
 // `in_geom` and an output of geometry `out_geom` (their sizes differ where the plan samples). A
 // source that reads alike for every channel (a compiled padding) gives one table per axis and
-// distinct offset, shared by the channels: a few tables instead of C, which matters for many
-// channels of small planes; then the runs of channels with equal offsets also move as blocks
-// (equal_runs). Other sources (runtime plugins' tables) give each channel its own, built in
-// parallel.
+// distinct offset, and one ChannelTaps per reading class (channels with equal offsets), shared by
+// its channels: a few of each instead of C, which matters for many channels of small planes (the
+// per-channel work of a call is then its weights and a class); the runs of channels with equal
+// offsets also move as blocks (equal_runs). Other sources (runtime plugins' tables) give each
+// channel its own, built in parallel.
 class TapTables {
  public:
   template <class Source>
   TapTables(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom, const Source& source)
-      : weight_slots_(plan.taps_per_channel()),
+      : support_(plan.support),
+        weight_slots_(plan.taps_per_channel()),
         factor_slots_(plan.support[0] + plan.support[1] + plan.support[2]),
-        weights_(in_geom.channels * weight_slots_),
-        factors_(in_geom.channels * factor_slots_),
         channels_(in_geom.channels),
         unit_sampling_(plan.step == std::array<int64_t, kAxes>{1, 1, 1} && in_geom.size == out_geom.size) {
+    fill_weights(plan);
     if constexpr (Source::same_for_every_channel) {
       build_shared(plan, in_geom, out_geom, source);
       runs_ = equal_tap_runs(plan);
     } else {
       build_per_channel(plan, in_geom, out_geom, source);
-      reading_class_.resize(in_geom.channels);
-      for (int64_t c = 0; c < in_geom.channels; ++c) reading_class_[c] = static_cast<int32_t>(c);
-      classes_ = in_geom.channels;
     }
   }
   TapTables(const TapTables&) = delete;
   TapTables& operator=(const TapTables&) = delete;
 
-  const ChannelTaps& operator[](int64_t c) const { return channels_[c]; }
-  int64_t size() const { return static_cast<int64_t>(channels_.size()); }
-  const ChannelTaps& front() const { return channels_.front(); }
+  // Where channel c reads (its reading class's tables).
+  const ChannelTaps& operator[](int64_t c) const { return class_taps_[reading_class_[c]]; }
+  // Channel c's tap weights.
+  ChannelWeights weights(int64_t c) const {
+    const double* f = factors_.data() + c * factor_slots_;
+    return {weights_.data() + c * weight_slots_, f, f + support_[0], f + support_[0] + support_[1]};
+  }
+  int64_t size() const { return channels_; }
+  const ChannelTaps& front() const { return class_taps_.front(); }
   // Every channel's weights in the kernels' precision, channel c's at c * front().taps().
   template <typename A>
   std::vector<A> weights_as() const { return std::vector<A>(weights_.begin(), weights_.end()); }
@@ -220,18 +216,41 @@ class TapTables {
   // Channels that read alike (the same tables) share a class: reading_class()[c] in
   // [0, classes()). Channels of a runtime plugin's tables each have their own.
   const std::vector<int32_t>& reading_class() const { return reading_class_; }
-  int64_t classes() const { return classes_; }
+  int64_t classes() const { return static_cast<int64_t>(class_taps_.size()); }
+  // The taps of reading class k.
+  const ChannelTaps& of_class(int64_t k) const { return class_taps_[k]; }
 
  private:
+  // Per channel: its tap weights (the products of the axes' weights) and their factors.
+  void fill_weights(const ShiftPlan& plan) {
+    weights_.resize(channels_ * weight_slots_);
+    factors_.resize(channels_ * factor_slots_);
+    const int kd = plan.support[0], kh = plan.support[1], kw = plan.support[2];
+    for (int64_t c = 0; c < channels_; ++c) {
+      const AxisView td = plan.at(c, 0), th = plan.at(c, 1), tw = plan.at(c, 2);
+      double* weight = weights_.data() + c * weight_slots_;
+      for (int a = 0; a < kd; ++a)
+        for (int b = 0; b < kh; ++b)
+          for (int t = 0; t < kw; ++t) weight[(a * kh + b) * kw + t] = td.w[a] * th.w[b] * tw.w[t];
+      double* factor = factors_.data() + c * factor_slots_;
+      for (int a = 0; a < kd; ++a) *factor++ = td.w[a];
+      for (int b = 0; b < kh; ++b) *factor++ = th.w[b];
+      for (int t = 0; t < kw; ++t) *factor++ = tw.w[t];
+    }
+  }
+
   template <class Source>
   void build_per_channel(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom,
                          const Source& source) {
     const int64_t C = in_geom.channels;
+    reading_class_.resize(C);
+    for (int64_t c = 0; c < C; ++c) reading_class_[c] = static_cast<int32_t>(c);
+    class_taps_.resize(C);
     std::vector<int64_t> start(C * kAxes + 1, 0);  // table (c, axis) at start[c * kAxes + axis]
     for (int64_t c = 0; c < C; ++c)
       for (int axis = 0; axis < kAxes; ++axis) {
         const int64_t i = c * kAxes + axis;
-        start[i + 1] = start[i] + ChannelTaps::axis_slots(in_geom, out_geom, axis, plan.at(c, axis).offset,
+        start[i + 1] = start[i] + ChannelTaps::axis_slots(in_geom, out_geom, axis, plan.offset(c, axis),
                                                           plan.support[axis], plan.step[axis]);
       }
     indices_.resize(start.back());
@@ -241,19 +260,19 @@ class TapTables {
         std::array<ChannelTaps::AxisTable, kAxes> axes{};
         for (int axis = 0; axis < kAxes; ++axis) {
           int64_t* table = indices_.data() + start[c * kAxes + axis];
-          const int64_t offset = plan.at(c, axis).offset;
+          const int64_t offset = plan.offset(c, axis);
           ChannelTaps::fill_axis(source, c, axis, offset, plan.support[axis], plan.step[axis], in_geom, out_geom,
                                  table);
           axes[axis] = ChannelTaps::axis_table(table, in_geom, out_geom, axis, offset, plan.support[axis],
                                                plan.step[axis]);
         }
-        channels_[c].set(plan, c, out_geom, axes, weights_.data() + c * weight_slots_,
-                         factors_.data() + c * factor_slots_);
+        class_taps_[c].set(plan, c, out_geom, axes);
       }
     });
   }
 
-  // Per axis: the distinct offsets (over the range the channels use), one table each.
+  // Per axis: the distinct offsets (over the range the channels use), one table each; per
+  // distinct combination of offsets, one reading class.
   template <class Source>
   void build_shared(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom, const Source& source) {
     const int64_t C = in_geom.channels;
@@ -262,20 +281,20 @@ class TapTables {
     std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
     int64_t total = 0;
     for (int axis = 0; axis < kAxes; ++axis) {
-      int64_t lo = plan.at(0, axis).offset, hi = lo;
+      int64_t lo = plan.offset(0, axis), hi = lo;
       for (int64_t c = 1; c < C; ++c) {
-        lo = std::min(lo, plan.at(c, axis).offset);
-        hi = std::max(hi, plan.at(c, axis).offset);
+        lo = std::min(lo, plan.offset(c, axis));
+        hi = std::max(hi, plan.offset(c, axis));
       }
       low[axis] = lo;
       // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
       table_of[axis].assign(hi - lo + 1, -1);
       for (int64_t c = 0; c < C; ++c) {
-        const int64_t offset = plan.at(c, axis).offset;
-        int64_t& at = table_of[axis][offset - lo];
+        int64_t& at = table_of[axis][plan.offset(c, axis) - lo];
         if (at < 0) {
           at = total;
-          total += ChannelTaps::axis_slots(in_geom, out_geom, axis, offset, plan.support[axis], plan.step[axis]);
+          total += ChannelTaps::axis_slots(in_geom, out_geom, axis, plan.offset(c, axis), plan.support[axis],
+                                           plan.step[axis]);
         }
       }
     }
@@ -293,38 +312,38 @@ class TapTables {
                                                   plan.step[axis]);
       }
     }
-    for (int64_t c = 0; c < C; ++c) {
-      std::array<ChannelTaps::AxisTable, kAxes> axes{};
-      for (int axis = 0; axis < kAxes; ++axis) axes[axis] = tables[axis][plan.at(c, axis).offset - low[axis]];
-      channels_[c].set(plan, c, out_geom, axes, weights_.data() + c * weight_slots_,
-                       factors_.data() + c * factor_slots_);
-    }
-    // reading classes: channels with the same offset on every axis read alike (a dense index
-    // over the offsets' ranges where it is small; otherwise every channel its own class)
+    // reading classes: channels with the same offset on every axis read alike (found through a
+    // dense index over the offsets' ranges where it is small; otherwise every channel its own)
     reading_class_.resize(C);
     const int64_t r1 = table_of[1].size(), r2 = table_of[2].size();
     const int64_t combos = static_cast<int64_t>(table_of[0].size()) * r1 * r2;
     std::vector<int32_t> class_of(combos <= (int64_t{1} << 16) ? combos : 0, -1);
-    classes_ = 0;
     for (int64_t c = 0; c < C; ++c) {
-      if (class_of.empty()) {
-        reading_class_[c] = static_cast<int32_t>(classes_++);
-        continue;
+      int32_t* known = nullptr;
+      if (!class_of.empty()) {
+        known = &class_of[((plan.offset(c, 0) - low[0]) * r1 + plan.offset(c, 1) - low[1]) * r2 + plan.offset(c, 2) -
+                          low[2]];
+        if (*known >= 0) {
+          reading_class_[c] = *known;
+          continue;
+        }
       }
-      const int64_t key = ((plan.at(c, 0).offset - low[0]) * r1 + plan.at(c, 1).offset - low[1]) * r2 +
-                          plan.at(c, 2).offset - low[2];
-      if (class_of[key] < 0) class_of[key] = static_cast<int32_t>(classes_++);
-      reading_class_[c] = class_of[key];
+      std::array<ChannelTaps::AxisTable, kAxes> axes{};
+      for (int axis = 0; axis < kAxes; ++axis) axes[axis] = tables[axis][plan.offset(c, axis) - low[axis]];
+      reading_class_[c] = static_cast<int32_t>(class_taps_.size());
+      if (known) *known = reading_class_[c];
+      class_taps_.emplace_back().set(plan, c, out_geom, axes);
     }
   }
 
+  std::array<int, kAxes> support_;
   int64_t weight_slots_, factor_slots_;
+  int64_t channels_;
   std::vector<int64_t> indices_;
   std::vector<double> weights_, factors_;
-  std::vector<ChannelTaps> channels_;
+  std::vector<ChannelTaps> class_taps_;  // per reading class
   std::vector<Span> runs_;
   std::vector<int32_t> reading_class_;
-  int64_t classes_ = 0;
   bool unit_sampling_;
 };
 

@@ -164,6 +164,41 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_g
   }
 }
 
+// The tap correlations of a small dense plane, by its reading class's translations
+// (small_planes.h), added into plane_corr: per tap combination, grad_out times the translated
+// input, masked where the tap does not read it (an AND of the product's bits, so that what a
+// masked position would have read never enters the sum, NaN included), in vector lanes of the
+// element type (float, double; half types lane by lane in float) summed in double, then the taps
+// that read elsewhere. The order is fixed: results are deterministic.
+template <typename T>
+void correlate_translated_plane(const T* g_plane, const T* in_plane, const PlaneTranslation<T>* taps, int count,
+                                double* plane_corr) {
+  using A = at::opmath_type<T>;
+  for (int q = 0; q < count; ++q) {
+    const PlaneTranslation<T>& t = taps[q];
+    const T* src = in_plane + t.shift;
+    double sum = 0.0;
+    int64_t i = t.lo;
+    if constexpr (std::is_same_v<T, A>) {
+      using Bits = typename VectorBits<sizeof(T)>::type;
+      constexpr int kLanes = 32 / sizeof(T);
+      Vec32<A> lanes = {};
+      for (; i + kLanes <= t.hi; i += kLanes) {
+        Bits keep;
+        std::memcpy(&keep, t.keep + i, sizeof(keep));
+        const Vec32<A> product = load_vec(g_plane + i) * load_vec(src + i);
+        lanes += reinterpret_cast<Vec32<A>>(reinterpret_cast<Bits>(product) & keep);
+      }
+      for (int l = 0; l < kLanes; ++l) sum += static_cast<double>(lanes[l]);
+    }
+    for (; i < t.hi; ++i)
+      if (t.keep[i]) sum += static_cast<double>(static_cast<A>(g_plane[i]) * static_cast<A>(src[i]));
+    for (int64_t f = 0; f < t.fixes; ++f)
+      sum += static_cast<double>(static_cast<A>(g_plane[t.fix_out[f]]) * static_cast<A>(in_plane[t.fix_in[f]]));
+    plane_corr[q] += sum;
+  }
+}
+
 // The tap correlations of one plane of a half type (float16, bfloat16): both planes in float,
 // densely in the task's scratch, through the float kernel.
 template <typename T>

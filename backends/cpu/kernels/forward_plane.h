@@ -197,12 +197,12 @@ void combine_valid_rows(const A* const* rows, const A* w, int R, T* out, int64_t
 // source rows, zero taps skipped), then along D.
 template <typename T, typename A>
 void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
-                            const ChannelTaps& taps, A* along_w, A* along_h) {
+                            const ChannelTaps& taps, const ChannelWeights& weights, A* along_w, A* along_h) {
   const int64_t D = in_geom.size[0], H = in_geom.size[1], W = in_geom.size[2];
   A ww[kMaxSupport], wh[kMaxSupport], wd[kMaxSupport];
-  for (int t = 0; t < taps.kw; ++t) ww[t] = static_cast<A>(taps.weight_w[t]);
-  for (int b = 0; b < taps.kh; ++b) wh[b] = static_cast<A>(taps.weight_h[b]);
-  for (int a = 0; a < taps.kd; ++a) wd[a] = static_cast<A>(taps.weight_d[a]);
+  for (int t = 0; t < taps.kw; ++t) ww[t] = static_cast<A>(weights.w[t]);
+  for (int b = 0; b < taps.kh; ++b) wh[b] = static_cast<A>(weights.h[b]);
+  for (int a = 0; a < taps.kd; ++a) wd[a] = static_cast<A>(weights.d[a]);
   for (int64_t z = 0; z < D; ++z) {  // W pass over every input row
     for (int64_t y = 0; y < H; ++y) {
       const T* src = in_plane + z * in_geom.stride[0] + y * W;
@@ -261,31 +261,37 @@ void filter_separable_plane(const T* in_plane, T* out_plane, const Geometry& in_
   }
 }
 
-// A small plane of a single-tap shift, output dense: out[i] = in[index[i]], or 0 where index[i] < 0
-// (the channel's sources, every padding and sampling folded into one index per output element).
+// A small dense plane of a single-tap shift, by its reading class's translation
+// (small_planes.h): a masked copy of the translated input (a vector AND, no gather), zeros around
+// it, then the few outputs that read elsewhere.
 template <typename T>
-void gather_plane(const T* in_plane, T* __restrict out_plane, const int32_t* __restrict index, int64_t numel) {
-  for (int64_t i = 0; i < numel; ++i) {
-    const int32_t j = index[i];
-    const T v = in_plane[j < 0 ? 0 : j];
-    out_plane[i] = j < 0 ? T(0) : v;
-  }
+void translate_plane(const T* in_plane, T* __restrict out_plane, const PlaneTranslation<T>& t) {
+  using Bits = typename AliasedBitsOf<sizeof(T)>::type;
+  // as bit patterns, so that the mask is an AND whatever T is (half types included)
+  const Bits* __restrict in = reinterpret_cast<const Bits*>(in_plane);
+  const Bits* __restrict src = in + t.shift;
+  Bits* __restrict out = reinterpret_cast<Bits*>(out_plane);
+  for (int64_t i = 0; i < t.lo; ++i) out[i] = 0;
+  for (int64_t i = t.lo; i < t.hi; ++i) out[i] = src[i] & t.keep[i];
+  for (int64_t i = t.hi; i < t.numel; ++i) out[i] = 0;
+  for (int64_t f = 0; f < t.fixes; ++f) out[t.fix_out[f]] = in[t.fix_in[f]];
 }
 
 template <typename T>
 void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
-                   const ChannelTaps& taps, Scratch& scratch) {
+                   const ChannelTaps& taps, const ChannelWeights& channel_weights, Scratch& scratch) {
   using A = at::opmath_type<T>;
   const int64_t D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
   // the flat block passes need every position kept and contiguous, densely stacked rows
   const bool dense = unit_sampling(taps, in_geom, out_geom) && dense_rows(in_geom) && dense_rows(out_geom);
   if (dense && taps.taps() == 1) return copy_dense_planes(in_plane, out_plane, in_geom, out_geom, taps);
   if (dense && taps.taps() > 8) {
-    return filter_separable_plane(in_plane, out_plane, in_geom, out_geom, taps, scratch.along_w.get<A>(D * H * W),
+    return filter_separable_plane(in_plane, out_plane, in_geom, out_geom, taps, channel_weights,
+                                  scratch.along_w.get<A>(D * H * W),
                                   scratch.along_h.get<A>(taps.kd * W));
   }
   A weights[kMaxSupport * kMaxSupport * kMaxSupport];  // this channel's, in the kernel precision
-  for (int i = 0; i < taps.taps(); ++i) weights[i] = static_cast<A>(taps.weight[i]);
+  for (int i = 0; i < taps.taps(); ++i) weights[i] = static_cast<A>(channel_weights.weight[i]);
   if (dense) return filter_dense_plane(in_plane, out_plane, in_geom, out_geom, taps, weights);
 
   // strided input rows (every source row of an output row) and a strided output row, made contiguous

@@ -22,7 +22,8 @@ Kernels<T> make_kernels() {
   Kernels<T> k;
   k.forward_plane = &forward_plane<T>;
   k.copy_plane_run = &copy_dense_planes<T>;
-  k.gather_plane = &gather_plane<T>;
+  k.translate_plane = &translate_plane<T>;
+  k.correlate_translated_plane = &correlate_translated_plane<T>;
   k.forward_rows_channels_inner = &forward_rows_channels_inner<T>;
   k.copy_rows_channel_runs = &copy_rows_channel_runs<T>;
   k.forward_plane_affine = &forward_plane_affine<T>;
