@@ -20,8 +20,10 @@ namespace shiftzoo {
 // runtime plugin's tap weights (autograd carries those on to the shifts in Python).
 enum class Derivative { shifts, weights };
 
-// d loss / d w[c][axis][t] for t < support[axis], written to out[t].
-inline void weight_gradient(const ShiftPlan& plan, int64_t c, int axis, const double* corr, double* out) {
+// d loss / d w[c][axis][t] for t < support[axis], written to out[t], from channel c's taps
+// (`taps`, one view per axis, read once: this runs for every channel and axis of every call).
+inline void weight_gradient(const ShiftPlan& plan, const std::array<AxisView, kAxes>& taps, int axis,
+                            const double* corr, double* out) {
   for (int t = 0; t < plan.support[axis]; ++t) out[t] = 0.0;
   int64_t i = 0;
   for (int a = 0; a < plan.support[0]; ++a) {
@@ -30,24 +32,16 @@ inline void weight_gradient(const ShiftPlan& plan, int64_t c, int axis, const do
         const std::array<int, kAxes> tap{a, b, t};
         double coef = corr[i];
         for (int ax = 0; ax < kAxes; ++ax)
-          if (ax != axis) coef *= plan.at(c, ax).w[tap[ax]];
+          if (ax != axis) coef *= taps[ax].w[tap[ax]];
         out[tap[axis]] += coef;
       }
     }
   }
 }
 
-// d loss / d shift[c][axis] = sum_t d loss / d w[t] * d w[t] / d shift.
-inline double shift_gradient(const ShiftPlan& plan, int64_t c, int axis, const double* corr) {
-  double dw[kMaxSupport];
-  weight_gradient(plan, c, axis, corr, dw);
-  double total = 0.0;
-  for (int t = 0; t < plan.support[axis]; ++t) total += dw[t] * plan.at(c, axis).dw[t];
-  return total;
-}
-
 // The parameter gradient from `corr` (host memory, (C, taps per channel) doubles), as a double
-// tensor: (C, d) for Derivative::shifts, (C, d, K) for Derivative::weights.
+// tensor: (C, d) for Derivative::shifts (d loss / d shift = sum_t d loss / d w[t] * d w[t] /
+// d shift), (C, d, K) for Derivative::weights.
 inline at::Tensor contract_on_host(const ShiftPlan& plan, const Geometry& g, const double* corr, Derivative of) {
   const int d = g.spatial_dims, first = g.first_real_axis();
   const int K = plan.support[kAxes - 1];
@@ -55,13 +49,19 @@ inline at::Tensor contract_on_host(const ShiftPlan& plan, const Geometry& g, con
   at::Tensor grad = of == Derivative::shifts ? at::empty({g.channels, d}, at::kDouble)
                                              : at::empty({g.channels, d, K}, at::kDouble);
   double* out = grad.mutable_data_ptr<double>();
+  double dw[kMaxSupport];
   for (int64_t c = 0; c < g.channels; ++c) {
+    const std::array<AxisView, kAxes> views{plan.at(c, 0), plan.at(c, 1), plan.at(c, 2)};
     for (int k = 0; k < d; ++k) {
-      if (of == Derivative::shifts) {
-        out[c * d + k] = shift_gradient(plan, c, first + k, corr + c * taps);
-      } else {
-        weight_gradient(plan, c, first + k, corr + c * taps, out + (c * d + k) * K);
+      const int axis = first + k;
+      if (of == Derivative::weights) {
+        weight_gradient(plan, views, axis, corr + c * taps, out + (c * d + k) * K);
+        continue;
       }
+      weight_gradient(plan, views, axis, corr + c * taps, dw);
+      double total = 0.0;
+      for (int t = 0; t < plan.support[axis]; ++t) total += dw[t] * views[axis].dw[t];
+      out[c * d + k] = total;
     }
   }
   return grad;
