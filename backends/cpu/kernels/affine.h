@@ -137,15 +137,19 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     const int64_t y = row_index % H, z = (row_index / H) % D, n = row_index / (H * D);
     T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
     if (run_rows) {
-      run_rows->row(in_data, out_data, n, z, y);
-      for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
+      run_rows->row(in_data, out_data, n, z, y, map);
       for (const Span run : runs) {  // where a run reads nothing: post(0) (channels adjacent here)
         const ChannelTaps& t = taps[run.begin];
-        const bool row_reads_nothing = t.src_z[z] == kZeroTap || t.src_y[y] == kZeroTap;
-        for (int64_t x = 0; x < W; ++x) {
-          if (!row_reads_nothing && ((x >= t.inner.begin && x < t.inner.end) || t.source_x(x) != kZeroTap)) continue;
+        auto reads_nothing = [&](int64_t x) {
           std::copy(of_zero.begin() + run.begin, of_zero.begin() + run.end, out_row + x * os + run.begin);
+        };
+        if (t.src_z[z] == kZeroTap || t.src_y[y] == kZeroTap) {
+          for (int64_t x = 0; x < W; ++x) reads_nothing(x);
+          continue;
         }
+        // inside its interior every pixel reads: only the edge pixels can read nothing
+        for (int64_t e = 0; e < t.edges; ++e)
+          if (t.edge_src[e] == kZeroTap) reads_nothing(t.edge_x[e]);
       }
       continue;
     }

@@ -52,13 +52,50 @@ void prefetch_pixel(const char* row, int64_t x, const Geometry& in_geom) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(pixel + b);
 }
 
+// Pixels [x_begin, x_end) of a channels-inner output row built from pieces (ChannelRunRows): vector
+// v of pixel x is the OR of its pieces p in [piece_end[v - 1], piece_end[v]), each 32 bytes read
+// at source[p] + x * step[p] under the lanes mask[p * lanes, + lanes), stored at channel
+// vector_start[v]; then map(pixel).
+// Restrict-qualified parameters: the stores cannot change the tables, which stay in registers.
+template <typename T, typename Lane, class PixelMap>
+void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end, const T* const* __restrict source,
+               const int64_t* __restrict step, const Lane* __restrict mask, const int64_t* __restrict vector_start,
+               const int64_t* __restrict piece_end, int64_t vectors, const char* ahead, const Geometry& in_geom,
+               int64_t step_x, PixelMap& map) {
+  using Bits = typename VectorBits<sizeof(T)>::type;
+  constexpr int64_t kLanes = 32 / sizeof(T);
+  for (int64_t x = x_begin; x < x_end; ++x) {
+    T* out = out_row + x * os;
+    prefetch_pixel<T>(ahead, step_x * x, in_geom);
+    int64_t p = 0;
+    for (int64_t v = 0; v < vectors; ++v) {
+      Bits acc = {};
+      for (; p < piece_end[v]; ++p) {
+        Bits bits, lanes;
+        std::memcpy(&bits, source[p] + x * step[p], 32);
+        std::memcpy(&lanes, mask + p * kLanes, 32);
+        acc |= bits & lanes;
+      }
+      std::memcpy(out + vector_start[v], &acc, 32);
+    }
+    map(out);
+  }
+}
+
+// What ChannelRunRows does to a pixel once its channels are written: nothing (the plain shift).
+struct KeepPixel {
+  template <typename T>
+  void operator()(T*) const {}
+};
+
 // Output rows (n, z, y) of a single-tap shift of a channels-inner layout whose channels are
 // contiguous (stride 1, at least 32 bytes of them: channel_vectors) and come in runs that read
 // alike (equal_tap_runs, e.g. GroupedShift's groups). Pixels where every run reads inside the
 // row are written 32 bytes at a time, each vector the OR of its runs' source vectors under lane
 // masks (one load per run it overlaps, one store): memory order, no table lookup. The few pixels
 // near the ends go run by run through the edge tables (copy_channel_span). The plan (which runs
-// each vector overlaps) is made once, then rows are copied one at a time.
+// each vector overlaps) is made once, then rows are copied one at a time; each pixel, once
+// written, goes through `map` (the inference form's per-channel maps) while it is in cache.
 template <typename T>
 class ChannelRunRows {
  public:
@@ -78,18 +115,22 @@ class ChannelRunRows {
       const int64_t start = std::min(v * kLanes, C - kLanes);
       for (int64_t r = 0; r < R_; ++r) {
         if (runs[r].end <= start || runs[r].begin >= start + kLanes) continue;
-        Piece piece{start, r, {}};
         for (int64_t lane = 0; lane < kLanes; ++lane) {
           const int64_t c = start + lane;
-          piece.mask[lane] = c >= runs[r].begin && c < runs[r].end ? ~0ull : 0ull;
+          piece_mask_.push_back(c >= runs[r].begin && c < runs[r].end ? static_cast<Lane>(~Lane{0}) : Lane{0});
         }
-        pieces_.push_back(piece);
+        piece_run_.push_back(r);
+        piece_start_.push_back(start);
       }
-      vector_end_.push_back(static_cast<int64_t>(pieces_.size()));
+      vector_start_.push_back(start);
+      piece_end_.push_back(static_cast<int64_t>(piece_run_.size()));
     }
+    piece_source_.resize(piece_run_.size());
+    piece_step_.resize(piece_run_.size());
   }
 
-  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y) {
+  template <class PixelMap = KeepPixel>
+  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y, PixelMap&& map = {}) {
     const int64_t os = out_geom_.stride[2], xs = in_geom_.stride[2], step_x = taps_.front().step_x;
     T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
     int64_t lowest = -1;  // the lowest input row this output row reads
@@ -103,6 +144,10 @@ class ChannelRunRows {
       step_[r] = moved_[r] ? step_x * xs : 0;
       if (moved_[r]) lowest = std::max(lowest, sy);
     }
+    for (size_t p = 0; p < piece_run_.size(); ++p) {
+      piece_source_[p] = source_[piece_run_[p]] + piece_start_[p];
+      piece_step_[p] = step_[piece_run_[p]];
+    }
     const char* const ahead = row_ahead(in_data, in_geom_, n, z, lowest);
     auto edge_pixel = [&](int64_t x) {
       for (int64_t r = R_ - 1; r >= 0; --r) {
@@ -114,46 +159,36 @@ class ChannelRunRows {
         }
         copy_channel_span(src, out_row + x * os, runs_[r].begin, runs_[r].end);
       }
+      map(out_row + x * os);
     };
     for (int64_t x = 0; x < common_.begin; ++x) edge_pixel(x);
-    const T* const* const source = source_.data();
-    const int64_t* const step = step_.data();
-    for (int64_t x = common_.begin; x < common_.end; ++x) {
-      T* out = out_row + x * os;
-      prefetch_pixel<T>(ahead, step_x * x, in_geom_);
-      int64_t p = 0;
-      for (const int64_t end : vector_end_) {
-        Bits acc = {};
-        const int64_t start = pieces_[p].start;
-        for (; p < end; ++p) {
-          Bits v;
-          std::memcpy(&v, source[pieces_[p].run] + x * step[pieces_[p].run] + start, 32);
-          acc |= v & pieces_[p].mask;
-        }
-        std::memcpy(out + start, &acc, 32);
-      }
-    }
+    or_pieces(out_row, os, common_.begin, common_.end, piece_source_.data(), piece_step_.data(), piece_mask_.data(),
+              vector_start_.data(), piece_end_.data(), static_cast<int64_t>(vector_start_.size()), ahead, in_geom_,
+              step_x, map);
     for (int64_t x = common_.end; x < out_geom_.size[2]; ++x) edge_pixel(x);
   }
 
  private:
   using Bits = typename VectorBits<sizeof(T)>::type;
+  using Lane = std::remove_reference_t<decltype(Bits{}[0])>;
   static constexpr int64_t kLanes = 32 / sizeof(T);
-  struct Piece {
-    int64_t start, run;  // channels [start, start + kLanes) of run `run`'s source pixel
-    Bits mask;           // the lanes of those channels that belong to the run
-  };
 
   const Geometry &in_geom_, &out_geom_;
   const TapTables& taps_;
   const std::vector<Span>& runs_;
   int64_t R_;
   Span common_;
-  std::vector<Piece> pieces_;
-  std::vector<int64_t> vector_end_;  // vector v's pieces: [vector_end_[v - 1], vector_end_[v])
-  std::vector<const T*> moved_;      // per row, per run: its source row moved by its x offset, or null
-  std::vector<const T*> source_;     // the same, or a pixel of zeros
-  std::vector<int64_t> step_;        // the x stride of that (zeros: 0)
+  // piece p: channels [piece_start_[p], + kLanes) of run piece_run_[p]'s source pixel, under
+  // lanes [p * kLanes, + kLanes) of piece_mask_ (the lanes of the run's channels: all ones);
+  // vector v's pieces end at piece_end_[v]. (Lanes, not 32-byte vectors: a std::vector does not
+  // keep over-aligned elements aligned.)
+  std::vector<int64_t> piece_run_, piece_start_, vector_start_, piece_end_;
+  std::vector<Lane> piece_mask_;
+  std::vector<const T*> piece_source_;  // per row: piece p's source at x = 0
+  std::vector<int64_t> piece_step_;     // per row: its x stride
+  std::vector<const T*> moved_;         // per row, per run: its source row moved by its x offset, or null
+  std::vector<const T*> source_;        // the same, or a pixel of zeros
+  std::vector<int64_t> step_;           // the x stride of that (zeros: 0)
   std::vector<T> zeros_;
 };
 
