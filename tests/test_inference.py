@@ -103,6 +103,35 @@ def test_an_empty_axis_reads_nothing_everywhere():
         assert torch.equal(folded, bias.clamp(max=6.0).view(1, 3, 1).expand(2, 3, 3))
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_shift_affine_tables_kept_between_calls_follow_every_change(layout):
+    """shift_affine keeps the tables of its frozen shifts between calls (a cache keyed by the
+    shift values, the geometry, the sampling and the padding): every change of any of them, the
+    shifts edited in place included, and more distinct layers than the cache holds, still give
+    the reference's values."""
+    C = 16
+    a, b = torch.rand(C, generator=gen(20)) + 0.5, torch.randn(C, generator=gen(21))
+
+    def check(x, s, padding="zeros", stride=1):
+        want = fma_map(reference.shift(fma_map(x, a, b, 0.0, 6.0), s, padding, "nearest", stride=stride),
+                       None, None, -math.inf, math.inf)
+        got = torch.ops.shiftzoo.shift_affine(x, s, padding, [stride] * 2, [0, 0], [0, 0], a, b, 0.0, 6.0, None, None,
+                                              -math.inf, math.inf)
+        assert torch.equal(got, want)
+
+    s = torch.randint(-2, 3, (C, 2), generator=gen(22)).float()
+    x = make_input((2, C, 9, 8), torch.float32, layout, seed=23)
+    check(x, s)
+    s[5] = torch.tensor([2.0, -1.0]) - s[5]           # the same tensor, edited in place
+    check(x, s)
+    check(x, s, padding="reflect")                     # another padding
+    check(x, s, stride=2)                              # another sampling
+    check(make_input((2, C, 5, 11), torch.float32, layout, seed=24), s)  # another size
+    for k in range(70):                                # more layers than the cache keeps
+        check(x, torch.randint(-3, 4, (C, 2), generator=gen(100 + k)).float())
+    check(x, s)
+
+
 def randomize_batchnorms(model):
     g = gen(7)
     for m in model.modules():

@@ -18,7 +18,8 @@ namespace shiftzoo {
 
 // The values of `shifts` (C, d), host memory, any floating dtype and strides, as doubles in
 // (c, k) order: read in place (no conversion op per call), dispatched on the dtype here alone so
-// that the planning loop is instantiated once per interpolation, not per dtype too.
+// that the planning loop is instantiated once per interpolation, not per dtype too. (Also reads
+// shift_affine's per-channel scales and biases, as (C, 1).)
 inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
   // the rarer floating types (float8) converted first
   const at::ScalarType type = shifts.scalar_type();

@@ -8,7 +8,10 @@
 //     template <class Interp> static Plan plan(shifts, input geometry, sampling, periods);  // rejects non-finite shifts
 //     static Plan tabled_plan(offsets, weights, input geometry, sampling);                   // runtime plugins
 //     template <class Padding> static void forward(input, output, plan, padding);
-//     template <class Padding> static void forward_affine(input, output, plan, padding, pre, post);
+//     using InferencePlan = ...;  // what forward_affine reads (the CPU: cached tap tables)
+//     template <class Padding> static InferencePlan inference_plan(shifts, input geometry, output geometry,
+//         sampling, periods, padding);  // shift_affine's frozen nearest shifts; may be kept between calls
+//     static void forward_affine(input, output, inference plan, pre, post);
 //     template <class Padding> static at::Tensor backward(grad_out, input, grad_in,
 //         value_plan or null, value_padding, grad_plan or null, grad_padding);  // (C, taps) correlations
 //     static at::Tensor contract(plan, input geometry, correlations, Derivative);   // double
@@ -76,10 +79,14 @@ class ShiftOps {
     at::Tensor output = sampled_like(input, sampling);
     const Geometry g(input);
     with_padding(padding, [&](auto pad) {
-      const Plan plan = compiled_plan(shifts, g, sampling, "nearest", pad);  // rejects non-finite shifts
-      if (output.numel() == 0) return;
-      if (reads_nothing(input.sizes())) return void(output.copy_(post_of_zero(post, output)));
-      Backend::forward_affine(input, output, plan, pad, pre, post);
+      if (output.numel() == 0 || reads_nothing(input.sizes())) {
+        compiled_plan(shifts, g, sampling, "nearest", pad);  // rejects non-finite shifts, even with no data
+        if (output.numel() > 0) output.copy_(post_of_zero(post, output));
+        return;
+      }
+      // the inference form's shifts are frozen: the backend may keep what it derives from them
+      const auto plan = Backend::inference_plan(shifts, g, Geometry(output), sampling, periods_of(pad, g), pad);
+      Backend::forward_affine(input, output, plan, pre, post);
     });
     return output;
   }
@@ -155,13 +162,19 @@ class ShiftOps {
   template <class Padding>
   static Plan compiled_plan(const at::Tensor& shifts, const Geometry& g, const Sampling& sampling,
                             std::string_view interp, const Padding& pad) {
-    std::array<int64_t, kAxes> periods{};
-    for (int axis = 0; axis < kAxes; ++axis) periods[axis] = pad.period(g.size[axis]);
     Plan plan;
     with_interp(interp, [&](auto policy) {
-      plan = Backend::template plan<decltype(policy)>(shifts, g, sampling, periods);
+      plan = Backend::template plan<decltype(policy)>(shifts, g, sampling, periods_of(pad, g));
     });
     return plan;
+  }
+
+  // Per axis, the period of `pad` on the input's length (0: saturates).
+  template <class Padding>
+  static std::array<int64_t, kAxes> periods_of(const Padding& pad, const Geometry& g) {
+    std::array<int64_t, kAxes> periods{};
+    for (int axis = 0; axis < kAxes; ++axis) periods[axis] = pad.period(g.size[axis]);
+    return periods;
   }
 
   // One of shift_affine's maps, checked: scale and bias (C,) floating, on the input's device,

@@ -4,11 +4,13 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <memory>
 #include <optional>
 
 #include "backends/core/contraction.h"
 #include "backends/core/host_plan.h"
 #include "backends/core/plugin_dispatch.h"
+#include "backends/cpu/frozen_tables.h"
 #include "backends/cpu/launch.h"
 #include "backends/cpu/tap_sources.h"
 #include "backends/cpu/tap_tables.h"
@@ -35,11 +37,18 @@ struct CpuBackend {
     cpu::forward(input, output, TapTables(plan, in_geom, out_geom, tap_source(pad, plan, in_geom)));
   }
 
+  // The inference form's tables, kept between calls (frozen_tables.h).
+  using InferencePlan = std::shared_ptr<const TapTables>;
   template <class Padding>
-  static void forward_affine(const at::Tensor& input, const at::Tensor& output, const ShiftPlan& plan,
-                             const Padding& pad, const AffineSpec& pre, const AffineSpec& post) {
-    const Geometry in_geom(input), out_geom(output);
-    cpu::forward_affine(input, output, TapTables(plan, in_geom, out_geom, tap_source(pad, plan, in_geom)), pre, post);
+  static InferencePlan inference_plan(const at::Tensor& shifts, const Geometry& in_geom, const Geometry& out_geom,
+                                      const Sampling& sampling, const std::array<int64_t, kAxes>& periods,
+                                      const Padding& pad) {
+    return frozen_tables(shifts, in_geom, out_geom, sampling, periods, pad);
+  }
+
+  static void forward_affine(const at::Tensor& input, const at::Tensor& output, const InferencePlan& tables,
+                             const AffineSpec& pre, const AffineSpec& post) {
+    cpu::forward_affine(input, output, *tables, pre, post);
   }
 
   // `input` has the input's geometry (the input itself, or where only the input gradient is

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backends/core/host_plan.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/launch.h"
 #include "backends/cpu/plane_loop.h"
@@ -76,10 +77,11 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
 template <typename A>
 std::vector<AffineClamp<A>> channel_maps(const AffineSpec& spec, int64_t channels) {
   std::vector<AffineClamp<A>> maps(channels);
-  const at::Tensor scale = spec.scale ? spec.scale->to(at::kDouble).contiguous() : at::Tensor();
-  const at::Tensor bias = spec.bias ? spec.bias->to(at::kDouble).contiguous() : at::Tensor();
-  const double* scales = scale.defined() ? scale.const_data_ptr<double>() : nullptr;
-  const double* biases = bias.defined() ? bias.const_data_ptr<double>() : nullptr;
+  // read in place, as the shifts are (no conversion op per call)
+  const std::vector<double> scale = spec.scale ? host_shift_values(spec.scale->unsqueeze(1)) : std::vector<double>();
+  const std::vector<double> bias = spec.bias ? host_shift_values(spec.bias->unsqueeze(1)) : std::vector<double>();
+  const double* scales = spec.scale ? scale.data() : nullptr;
+  const double* biases = spec.bias ? bias.data() : nullptr;
   for (int64_t c = 0; c < channels; ++c) {
     AffineClamp<A>& m = maps[c];
     m.lo = static_cast<A>(spec.lo);
