@@ -19,13 +19,15 @@ namespace shiftzoo {
 // The values of `shifts` (C, d), host memory, any floating dtype and strides, as doubles in
 // (c, k) order: read in place (no conversion op per call), dispatched on the dtype here alone so
 // that the planning loop is instantiated once per interpolation, not per dtype too. (Also reads
-// shift_affine's per-channel scales and biases, as (C, 1).)
+// shift_affine's per-channel scales and biases, (C,), as one column.)
 inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
   // the rarer floating types (float8) converted first
   const at::ScalarType type = shifts.scalar_type();
   const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
   const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
-  const int64_t rows = s.size(0), cols = s.size(1), row_stride = s.stride(0), col_stride = s.stride(1);
+  const bool vector = s.dim() == 1;  // (C,): one column
+  const int64_t rows = s.size(0), cols = vector ? 1 : s.size(1), row_stride = s.stride(0),
+                col_stride = vector ? 1 : s.stride(1);
   std::vector<double> values(rows * cols);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, s.scalar_type(), "shiftzoo.plan", [&] {
     const scalar_t* sp = s.const_data_ptr<scalar_t>();
