@@ -83,6 +83,54 @@ void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, cons
   }
 }
 
+// The per-channel maps of pixels whose channels are contiguous, with the affine parts fixed at
+// compile time: a whole pixel (map_pixel), or, where T is its own accumulation type (float,
+// double), a 32-byte vector of channels in registers as ChannelRunRows builds it (kVectors): the
+// same fma and clamps lane by lane, so the result is the same bit for bit.
+template <bool PreAffine, bool PostAffine, typename T, typename A>
+struct PixelMaps {
+  static constexpr bool kVectors = std::is_same_v<T, A>;
+  const A *pre_scale, *pre_bias, *post_scale, *post_bias;
+  A pre_lo, pre_hi, post_lo, post_hi;
+  int64_t channels;
+
+  void operator()(T* out) const {
+    map_pixel<PreAffine, PostAffine>(out, channels, pre_scale, pre_bias, pre_lo, pre_hi, post_scale, post_bias,
+                                     post_lo, post_hi);
+  }
+
+  template <typename Bits>
+  Bits vector(Bits bits, int64_t start) const {
+    using Vec = Vec32<A>;
+    Vec v = reinterpret_cast<Vec>(bits);
+    if constexpr (PreAffine) v = fma_lanes(v, load_vec(pre_scale + start), load_vec(pre_bias + start));
+    v = clamp_lanes(v, pre_lo, pre_hi);
+    if constexpr (PostAffine) v = fma_lanes(v, load_vec(post_scale + start), load_vec(post_bias + start));
+    v = clamp_lanes(v, post_lo, post_hi);
+    return reinterpret_cast<Bits>(v);
+  }
+
+ private:
+  // fma lane by lane (one rounding, as std::fma): the FMA instruction where this unit has it
+  template <typename Vec>
+  static Vec fma_lanes(Vec v, Vec scale, Vec bias) {
+#ifdef __FMA__
+    if constexpr (std::is_same_v<A, float>) return __builtin_ia32_vfmaddps256(v, scale, bias);
+    else return __builtin_ia32_vfmaddpd256(v, scale, bias);
+#else
+    for (int l = 0; l < static_cast<int>(sizeof(Vec) / sizeof(A)); ++l) v[l] = std::fma(v[l], scale[l], bias[l]);
+    return v;
+#endif
+  }
+  // clamp_keeping_nan lane by lane: NaN stays NaN
+  template <typename Vec>
+  static Vec clamp_lanes(Vec v, A lo, A hi) {
+    const Vec low = Vec{} + lo, high = Vec{} + hi;
+    v = low > v ? low : v;
+    return high < v ? high : v;
+  }
+};
+
 // Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
 // with every channel's maps (pre[c], post[c]). Each row is shifted as the plain shift does it
 // (raw values, 0 where a tap reads nothing): a vector at a time for channels in `runs` that read
@@ -137,7 +185,17 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     const int64_t y = row_index % H, z = (row_index / H) % D, n = row_index / (H * D);
     T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
     if (run_rows) {
-      run_rows->row(in_data, out_data, n, z, y, map);
+      // channels contiguous here: the maps go with ChannelRunRows' vectors
+      auto row_with = [&](auto pre_on, auto post_on) {
+        run_rows->row(in_data, out_data, n, z, y,
+                      PixelMaps<decltype(pre_on)::value, decltype(post_on)::value, T, A>{
+                          pre_scale.data(), pre_bias.data(), post_scale.data(), post_bias.data(), pre_lo, pre_hi,
+                          post_lo, post_hi, C});
+      };
+      if (pre_affine && post_affine) row_with(std::true_type{}, std::true_type{});
+      else if (pre_affine) row_with(std::true_type{}, std::false_type{});
+      else if (post_affine) row_with(std::false_type{}, std::true_type{});
+      else row_with(std::false_type{}, std::false_type{});
       for (const Span run : runs) {  // where a run reads nothing: post(0) (channels adjacent here)
         const ChannelTaps& t = taps[run.begin];
         auto reads_nothing = [&](int64_t x) {

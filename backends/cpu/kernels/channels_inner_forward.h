@@ -61,7 +61,7 @@ template <typename T, typename Lane, class PixelMap>
 void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end, const T* const* __restrict source,
                const int64_t* __restrict step, const Lane* __restrict mask, const int64_t* __restrict vector_start,
                const int64_t* __restrict piece_end, int64_t vectors, const char* ahead, const Geometry& in_geom,
-               int64_t step_x, PixelMap& map) {
+               int64_t step_x, const PixelMap& map) {
   using Bits = typename VectorBits<sizeof(T)>::type;
   constexpr int64_t kLanes = 32 / sizeof(T);
   for (int64_t x = x_begin; x < x_end; ++x) {
@@ -76,16 +76,25 @@ void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end
         std::memcpy(&lanes, mask + p * kLanes, 32);
         acc |= bits & lanes;
       }
+      if constexpr (PixelMap::kVectors) acc = map.vector(acc, vector_start[v]);
       std::memcpy(out + vector_start[v], &acc, 32);
     }
-    map(out);
+    if constexpr (!PixelMap::kVectors) map(out);
   }
 }
 
 // What ChannelRunRows does to a pixel once its channels are written: nothing (the plain shift).
+// A map either maps a whole pixel, map(pixel), or (kVectors) each 32-byte vector of channels
+// [start, start + lanes) in registers before it is stored, map.vector(bits, start), and a whole
+// pixel only where it is written channel run by channel run (the row's ends).
 struct KeepPixel {
+  static constexpr bool kVectors = true;
   template <typename T>
   void operator()(T*) const {}
+  template <typename Bits>
+  Bits vector(Bits bits, int64_t) const {
+    return bits;
+  }
 };
 
 // Output rows (n, z, y) of a single-tap shift of a channels-inner layout whose channels are
@@ -130,7 +139,7 @@ class ChannelRunRows {
   }
 
   template <class PixelMap = KeepPixel>
-  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y, PixelMap&& map = {}) {
+  void row(const T* in_data, T* out_data, int64_t n, int64_t z, int64_t y, const PixelMap& map = {}) {
     const int64_t os = out_geom_.stride[2], xs = in_geom_.stride[2], step_x = taps_.front().step_x;
     T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
     int64_t lowest = -1;  // the lowest input row this output row reads
