@@ -284,6 +284,21 @@ def test_channels_last_bfloat16_specials(interp):
         assert torch.equal(last[inner].nan_to_num(), flat[inner].nan_to_num())
 
 
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["linear", "quadratic", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_small_planes_of_several_taps(dtype, interp, padding):
+    """7x7 planes of a several-tap shift, many channels to each reading class (the case that
+    takes the per-class translations: the taps' masked passes, then what the padding maps back):
+    values and both gradients equal the reference's."""
+    n, c = 16, 48
+    whole = torch.tensor([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], dtype=F64)
+    s = whole.repeat(c // 9 + 1, 1)[:c] + torch.rand(c, 2, dtype=F64, generator=gen(70)) * 0.6 + 0.2
+    x = make_input((n, c, 7, 7), dtype, "contiguous", seed=71)
+    g = make_input((n, c, 7, 7), dtype, "contiguous", seed=72)
+    check_against_reference(x, s, g, padding, interp)
+
+
 @pytest.mark.parametrize("padding", [p for p in PADDINGS if p != "periodic"])  # periodic reads every column
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
 def test_small_planes_ignore_what_no_tap_reads(dtype, padding):

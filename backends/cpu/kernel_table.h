@@ -31,6 +31,10 @@ struct Kernels {
                         const ChannelTaps& taps, const ChannelWeights& weights, Scratch& scratch);
   // Single-tap forward of a small dense plane, by its reading class's translation.
   void (*translate_plane)(const T* in, T* out, const PlaneTranslation<T>& translation);
+  // Several-tap forward of a small dense plane, by its reading class's translations (count: one per
+  // tap combination) and the channel's weights.
+  void (*filter_translated_plane)(const T* in, T* out, const PlaneTranslation<T>* taps, int count,
+                                  const ChannelWeights& weights);
   // Single-tap forward of `planes` consecutive planes that read alike, rows contiguous and the
   // planes densely stacked (a channel run of one batch item): one block move.
   void (*copy_plane_run)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,

@@ -17,6 +17,8 @@ namespace shiftzoo::cpu {
 // Planes up to this many outputs take the tables: their edges, border rows and per-row calls
 // would cost more than the copy itself.
 constexpr int64_t kSmallPlane = 256;
+// Several-tap forwards take them on planes up to this size (forward.cpp).
+constexpr int64_t kSmallFilterPlane = 64;
 
 // The bit pattern kept where an output reads the translated input: all ones or zero, as wide as T,
 // so that the masked copy is a vector AND.

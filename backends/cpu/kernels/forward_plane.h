@@ -277,6 +277,34 @@ void translate_plane(const T* in_plane, T* __restrict out_plane, const PlaneTran
   for (int64_t f = 0; f < t.fixes; ++f) out[t.fix_out[f]] = in[t.fix_in[f]];
 }
 
+// A small dense plane of a several-tap shift, by its reading class's translations
+// (small_planes.h): tap by tap in order, its weight times the translated input where the tap reads
+// it (masked as bits: what it does not read never enters, NaN included) and then times what its
+// other outputs read (a padding's), accumulated over the plane and stored once. Each output sums
+// its taps in the order of the other paths (filter_span, filter_gathered).
+template <typename T>
+void filter_translated_plane(const T* in_plane, T* __restrict out_plane, const PlaneTranslation<T>* taps, int count,
+                             const ChannelWeights& weights) {
+  using A = at::opmath_type<T>;
+  using Bits = typename AliasedBitsOf<sizeof(T)>::type;
+  const int64_t numel = taps[0].numel;
+  A acc[kSmallPlane];
+  std::fill(acc, acc + numel, A(0));
+  for (int q = 0; q < count; ++q) {
+    const PlaneTranslation<T>& t = taps[q];
+    const A w = static_cast<A>(weights.weight[q]);
+    const Bits* src = reinterpret_cast<const Bits*>(in_plane + t.shift);
+    for (int64_t i = t.lo; i < t.hi; ++i) {
+      const Bits bits = src[i] & t.keep[i];
+      T v;
+      std::memcpy(&v, &bits, sizeof(v));
+      acc[i] += w * static_cast<A>(v);
+    }
+    for (int64_t f = 0; f < t.fixes; ++f) acc[t.fix_out[f]] += w * static_cast<A>(in_plane[t.fix_in[f]]);
+  }
+  for (int64_t i = 0; i < numel; ++i) out_plane[i] = static_cast<T>(acc[i]);
+}
+
 template <typename T>
 void forward_plane(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                    const ChannelTaps& taps, const ChannelWeights& channel_weights, Scratch& scratch) {
