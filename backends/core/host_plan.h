@@ -16,15 +16,15 @@
 
 namespace shiftzoo {
 
-// The values of `shifts` (C, d), host memory, any floating dtype and strides, as doubles in
-// (c, k) order: read in place (no conversion op per call), dispatched on the dtype here alone so
-// that the planning loop is instantiated once per interpolation, not per dtype too. (Also reads
-// shift_affine's per-channel scales and biases, (C,), as one column.)
-inline std::vector<double> host_shift_values(const at::Tensor& shifts) {
+// The values of a (C, d) or (C,) tensor in host memory (shifts; shift_affine's per-channel scales
+// and biases), any floating dtype and strides, as doubles in (c, k) order: read in place (no
+// conversion op per call), dispatched on the dtype here alone so that the planning loop is
+// instantiated once per interpolation, not per dtype too.
+inline std::vector<double> host_values(const at::Tensor& tensor) {
   // the rarer floating types (float8) converted first
-  const at::ScalarType type = shifts.scalar_type();
+  const at::ScalarType type = tensor.scalar_type();
   const bool direct = type == at::kDouble || type == at::kFloat || type == at::kHalf || type == at::kBFloat16;
-  const at::Tensor s = direct ? shifts : shifts.to(at::kDouble);
+  const at::Tensor s = direct ? tensor : tensor.to(at::kDouble);
   const bool vector = s.dim() == 1;  // (C,): one column
   const int64_t rows = s.size(0), cols = vector ? 1 : s.size(1), row_stride = s.stride(0),
                 col_stride = vector ? 1 : s.stride(1);
@@ -54,7 +54,7 @@ ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const Sampling&
     const int64_t m = output_length(n, sampling.stride[axis], begin, sampling.crop_end[axis]);
     reach[axis] = saturation_reach(n, Interp::support, begin, begin + sampling.stride[axis] * std::max<int64_t>(m - 1, 0));
   }
-  const std::vector<double> values = host_shift_values(shifts);
+  const std::vector<double> values = host_values(shifts);
   AxisTaps taps;
   for (int t = 0; t < kMaxSupport; ++t) taps.w[t] = taps.dw[t] = 0.0;  // (beyond the support: never read)
   for (int64_t c = 0; c < g.channels; ++c) {

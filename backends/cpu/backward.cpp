@@ -77,11 +77,11 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
   }
   // Planes: plane by plane, the input gradient (if asked for) and then the correlations, which
   // find grad_out's plane in cache. Small planes go by their classes' translations.
-  std::optional<SmallPlaneTables<T>> small_reversed, small_correlate;
+  std::optional<SmallPlaneTables<T>> small_reversed;  // a single-tap input gradient's
   if (reversed && reversed->front().taps() == 1) small_reversed.emplace(*reversed, grad_geom, grad_in_geom);
-  small_correlate.emplace(*correlate, in_geom, grad_geom);
+  const SmallPlaneTables<T> small_correlate(*correlate, in_geom, grad_geom);
   const bool reversed_translates = small_reversed && !small_reversed->empty();
-  const bool correlate_translates = !small_correlate->empty();
+  const bool correlate_translates = !small_correlate.empty();
   for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
     const T* g_plane = plane_ptr(g_data, grad_geom, n, c);
     if (reversed) {
@@ -96,7 +96,7 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
     double* plane_corr = correlations + (n * grad_geom.channels + c) * corr_per_plane;
     const T* in_plane = plane_ptr(in_data, in_geom, n, c);
     if (correlate_translates) {
-      k.correlate_translated_plane(g_plane, in_plane, (*small_correlate)[correlate->reading_class()[c]],
+      k.correlate_translated_plane(g_plane, in_plane, small_correlate[correlate->reading_class()[c]],
                                    static_cast<int>(corr_per_plane), plane_corr);
     } else {
       k.correlate_plane(g_plane, in_plane, grad_geom, in_geom, (*correlate)[c], plane_corr, scratch);

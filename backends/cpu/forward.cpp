@@ -85,8 +85,8 @@ template <typename A>
 std::vector<AffineClamp<A>> channel_maps(const AffineSpec& spec, int64_t channels) {
   std::vector<AffineClamp<A>> maps(channels);
   // read in place, as the shifts are (no conversion op per call)
-  const std::vector<double> scale = spec.scale ? host_shift_values(*spec.scale) : std::vector<double>();
-  const std::vector<double> bias = spec.bias ? host_shift_values(*spec.bias) : std::vector<double>();
+  const std::vector<double> scale = spec.scale ? host_values(*spec.scale) : std::vector<double>();
+  const std::vector<double> bias = spec.bias ? host_values(*spec.bias) : std::vector<double>();
   const double* scales = spec.scale ? scale.data() : nullptr;
   const double* biases = spec.bias ? bias.data() : nullptr;
   for (int64_t c = 0; c < channels; ++c) {

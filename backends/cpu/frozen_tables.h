@@ -88,7 +88,7 @@ std::shared_ptr<const TapTables> frozen_tables(const at::Tensor& shifts, const G
   key.stride = sampling.stride;
   key.crop_begin = sampling.crop_begin;
   key.crop_end = sampling.crop_end;
-  key.shifts = host_shift_values(shifts);
+  key.shifts = host_values(shifts);
   uint64_t h = 0x9E3779B97F4A7C15ull ^ key.padding;
   for (const double v : key.shifts) {  // (a cheap mix: equality is checked in full anyway)
     uint64_t bits;

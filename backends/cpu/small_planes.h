@@ -66,14 +66,15 @@ class SmallPlaneTables {
     const int64_t numel = out_geom.plane_numel();
     const int64_t reach = (in_geom.size[0] - 1) * in_geom.stride[0] + (in_geom.size[1] - 1) * in_geom.stride[1] +
                           (in_geom.size[2] - 1) * in_geom.stride[2];
-    if (taps.size() == 0 || taps.front().taps() > kSmallPlaneTaps || numel > kSmallPlane || !dense_rows(out_geom) ||
-        (out_geom.size[0] > 1 && out_geom.stride[0] != out_geom.size[1] * out_geom.size[2]) ||
+    auto dense_plane = [](const Geometry& g) {  // rows and slices densely stacked
+      return dense_rows(g) && (g.size[0] == 1 || g.stride[0] == g.size[1] * g.size[2]);
+    };
+    if (taps.size() == 0 || taps.front().taps() > kSmallPlaneTaps || numel > kSmallPlane || !dense_plane(out_geom) ||
         reach >= (int64_t{1} << 31) || in_geom.stride[0] < 0 || in_geom.stride[1] < 0 || in_geom.stride[2] < 0)
       return;
     // A translation needs the input plane dense too and every position kept; otherwise every read
     // is a fix (a gather).
-    const bool translates = taps.unit_sampling() && dense_rows(in_geom) &&
-                            (in_geom.size[0] == 1 || in_geom.stride[0] == in_geom.size[1] * in_geom.size[2]);
+    const bool translates = taps.unit_sampling() && dense_plane(in_geom);
     const ChannelTaps& shape = taps.front();
     taps_ = shape.taps();
     const int64_t count = taps.classes() * taps_;

@@ -134,8 +134,9 @@ struct PixelMaps {
 // Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
 // with every channel's maps (pre[c], post[c]). Each row is shifted as the plain shift does it
 // (raw values, 0 where a tap reads nothing): a vector at a time for channels in `runs` that read
-// alike (ChannelRunRows; empty: none), else gathered (ChannelRowGather), then mapped in place a pixel at a
-// time, vectorised over channels; a tap that reads nothing then takes post(0): per run, on rows
+// alike (ChannelRunRows; empty: none), each vector mapped in registers before it is stored, else
+// gathered (ChannelRowGather) and then mapped in place a pixel at a time, vectorised over
+// channels; a tap that reads nothing then takes post(0): per run, on rows
 // it reads nothing from and at the pixels outside its interior that read nothing; gathered, at
 // the few pixels near the ends by the band tables and on whole rows of channels whose source row
 // reads nothing, and the channels shifted far (not regular) are mapped element by element.
@@ -164,20 +165,24 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
   const bool pre_affine = C > 0 && pre[0].affine, post_affine = C > 0 && post[0].affine;
   const A pre_lo = C > 0 ? pre[0].lo : A(0), pre_hi = C > 0 ? pre[0].hi : A(0);
   const A post_lo = C > 0 ? post[0].lo : A(0), post_hi = C > 0 ? post[0].hi : A(0);
+  // body(maps): the PixelMaps of this call, its affine parts fixed at compile time
+  auto with_maps = [&](auto&& body) {
+    auto make = [&](auto pre_on, auto post_on) {
+      body(PixelMaps<decltype(pre_on)::value, decltype(post_on)::value, T, A>{
+          pre_scale.data(), pre_bias.data(), post_scale.data(), post_bias.data(), pre_lo, pre_hi, post_lo, post_hi,
+          C});
+    };
+    if (pre_affine && post_affine) make(std::true_type{}, std::true_type{});
+    else if (pre_affine) make(std::true_type{}, std::false_type{});
+    else if (post_affine) make(std::false_type{}, std::true_type{});
+    else make(std::false_type{}, std::false_type{});
+  };
   std::vector<T> pixel(ocs == 1 ? 0 : C);  // a pixel's channels made contiguous
   auto map = [&](T* out) {
     T* channels = ocs == 1 ? out : pixel.data();
     if (ocs != 1)
       for (int64_t c = 0; c < C; ++c) channels[c] = out[c * ocs];
-    auto run = [&](auto pre_on, auto post_on) {
-      map_pixel<decltype(pre_on)::value, decltype(post_on)::value>(channels, C, pre_scale.data(), pre_bias.data(),
-                                                                    pre_lo, pre_hi, post_scale.data(),
-                                                                    post_bias.data(), post_lo, post_hi);
-    };
-    if (pre_affine && post_affine) run(std::true_type{}, std::true_type{});
-    else if (pre_affine) run(std::true_type{}, std::false_type{});
-    else if (post_affine) run(std::false_type{}, std::true_type{});
-    else run(std::false_type{}, std::false_type{});
+    with_maps([&](const auto& maps) { maps(channels); });
     if (ocs != 1)
       for (int64_t c = 0; c < C; ++c) out[c * ocs] = channels[c];
   };
@@ -186,16 +191,7 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     T* out_row = out_data + n * out_geom.stride_n + z * out_geom.stride[0] + y * out_geom.stride[1];
     if (run_rows) {
       // channels contiguous here: the maps go with ChannelRunRows' vectors
-      auto row_with = [&](auto pre_on, auto post_on) {
-        run_rows->row(in_data, out_data, n, z, y,
-                      PixelMaps<decltype(pre_on)::value, decltype(post_on)::value, T, A>{
-                          pre_scale.data(), pre_bias.data(), post_scale.data(), post_bias.data(), pre_lo, pre_hi,
-                          post_lo, post_hi, C});
-      };
-      if (pre_affine && post_affine) row_with(std::true_type{}, std::true_type{});
-      else if (pre_affine) row_with(std::true_type{}, std::false_type{});
-      else if (post_affine) row_with(std::false_type{}, std::true_type{});
-      else row_with(std::false_type{}, std::false_type{});
+      with_maps([&](const auto& maps) { run_rows->row(in_data, out_data, n, z, y, maps); });
       for (const Span run : runs) {  // where a run reads nothing: post(0) (channels adjacent here)
         const ChannelTaps& t = taps[run.begin];
         auto reads_nothing = [&](int64_t x) {

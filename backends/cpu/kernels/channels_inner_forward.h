@@ -55,7 +55,7 @@ void prefetch_pixel(const char* row, int64_t x, const Geometry& in_geom) {
 // Pixels [x_begin, x_end) of a channels-inner output row built from pieces (ChannelRunRows): vector
 // v of pixel x is the OR of its pieces p in [piece_end[v - 1], piece_end[v]), each 32 bytes read
 // at source[p] + x * step[p] under the lanes mask[p * lanes, + lanes), stored at channel
-// vector_start[v]; then map(pixel).
+// vector_start[v] (through map.vector first, for a map of kVectors; otherwise map(pixel) after).
 // Restrict-qualified parameters: the stores cannot change the tables, which stay in registers.
 template <typename T, typename Lane, class PixelMap>
 void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end, const T* const* __restrict source,
@@ -103,8 +103,9 @@ struct KeepPixel {
 // row are written 32 bytes at a time, each vector the OR of its runs' source vectors under lane
 // masks (one load per run it overlaps, one store): memory order, no table lookup. The few pixels
 // near the ends go run by run through the edge tables (copy_channel_span). The plan (which runs
-// each vector overlaps) is made once, then rows are copied one at a time; each pixel, once
-// written, goes through `map` (the inference form's per-channel maps) while it is in cache.
+// each vector overlaps) is made once, then rows are copied one at a time, each vector or pixel
+// through `map` (the inference form's per-channel maps, KeepPixel) while it is in registers or
+// cache.
 template <typename T>
 class ChannelRunRows {
  public:
@@ -189,8 +190,8 @@ class ChannelRunRows {
   Span common_;
   // piece p: channels [piece_start_[p], + kLanes) of run piece_run_[p]'s source pixel, under
   // lanes [p * kLanes, + kLanes) of piece_mask_ (the lanes of the run's channels: all ones);
-  // vector v's pieces end at piece_end_[v]. (Lanes, not 32-byte vectors: a std::vector does not
-  // keep over-aligned elements aligned.)
+  // vector v's pieces end at piece_end_[v]. (Lanes, not 32-byte vectors: a std::vector of
+  // 32-byte vectors crashed in this build on a misaligned move when it grew.)
   std::vector<int64_t> piece_run_, piece_start_, vector_start_, piece_end_;
   std::vector<Lane> piece_mask_;
   std::vector<const T*> piece_source_;  // per row: piece p's source at x = 0
