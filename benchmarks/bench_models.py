@@ -71,11 +71,12 @@ def head(channels: int, classes: int) -> list:
 
 
 def shiftnet_config(shift, classes: int) -> dict:
-    """A ShiftResNet-style network: CSC blocks, channels doubling at each stride."""
+    """A ShiftResNet-style network trained from scratch: CSC blocks (ResNet's residual order),
+    channels doubling at each stride."""
     widths = [(32, 32, 1), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2),
               (256, 256, 1)]
-    blocks = [{"type": "csc", "in_channels": i, "out_channels": o, "stride": s, "expansion": 3, "shift": shift}
-              for i, o, s in widths]
+    blocks = [{"type": "csc", "in_channels": i, "out_channels": o, "stride": s, "expansion": 3, "shift": shift,
+               "residual": "resnet"} for i, o, s in widths]
     return {"type": "sequential", "layers": stem(32) + blocks + head(256, classes)}
 
 
@@ -104,7 +105,9 @@ def torchvision_variants(name: str, classes: int) -> dict[str, Callable[[], nn.M
 
 
 def ours_variants(name: str, classes: int) -> dict[str, Callable[[], nn.Module]]:
-    config, shift = {"shiftnet": (shiftnet_config, "grouped_shift2d"), "fenet": (fenet_config, "sparse_shift2d")}[name]
+    # A network trained anew takes the grouped shift's faster channel order (docs/layers.md).
+    grouped = {"type": "grouped_shift2d", "pattern": "blocks"}
+    config, shift = {"shiftnet": (shiftnet_config, grouped), "fenet": (fenet_config, "sparse_shift2d")}[name]
     return {"depthwise": lambda: shiftzoo.build_shift(config(depthwise_twin, classes)),
             "shift": lambda: shiftzoo.build_shift(config(shift, classes))}
 

@@ -195,6 +195,10 @@ SHIFT_TYPES = "active_shift1d, active_shift2d"  # the start of the valid type li
     ({"type": "active_shift1d", "channels": 8, "init_thumb_rule": True},
      r"^init_thumb_rule: invalid value True; valid choices: 1, 2"),
     ({"type": "temporal_shift", "channels": 16, "bidirectional": "no"}, r"^bidirectional: expected bool, got str 'no'$"),
+    ({"type": "grouped_shift2d", "channels": 9, "pattern": "block"},
+     r"^pattern: invalid value 'block'; valid choices: shiftnet, blocks; closest match: 'blocks'$"),
+    ({"type": "csc", "in_channels": 9, "out_channels": 9, "residual": "post"},
+     r"^residual: invalid value 'post'; valid choices: shiftresnet, resnet"),
     ({"type": "shiftvit_block", "channels": 24, "n_div": 2},
      r"^<config>: cannot build 'shiftvit_block': shiftvit: n_div must be an int >= 4"),
 ])

@@ -92,18 +92,28 @@ def test_active_accepts_any_registered_interp_and_cubic_differs():
     assert cubic.weight.grad.abs().sum() > 0
 
 
-def test_grouped_pattern_and_forward():
-    layer = GroupedShift2d(20, kernel_size=3, dilation=2)
+def test_grouped_blocks_pattern_and_forward():
+    """pattern="blocks": contiguous groups (ShiftNet's interleaved default: test_paper_fidelity.py)."""
+    layer = GroupedShift2d(20, kernel_size=3, dilation=2, pattern="blocks")
     pattern = layer.weight.long().tolist()
     expected = [[dy * 2, dx * 2] for dy in (-1, 0, 1) for dx in (-1, 0, 1) for _ in range(2)] + [[0, 0]] * 2
     assert pattern == expected  # 9 groups of 20 // 9 = 2 channels, the 2 leftover channels unshifted
     x = torch.randn(2, 20, 7, 8, generator=gen(8), dtype=F64)
     torch.testing.assert_close(layer(x), pad_slice_per_channel(x, pattern))
-    assert GroupedShift1d(7, kernel_size=5).weight.squeeze(1).tolist() == [-2, -1, 0, 1, 2, 0, 0]
-    assert grouped_pattern(4, (1, 3), (1, 1)).tolist() == [[0, -1], [0, 0], [0, 1], [0, 0]]
+    assert GroupedShift1d(7, kernel_size=5, pattern="blocks").weight.squeeze(1).tolist() == [-2, -1, 0, 1, 2, 0, 0]
+    assert grouped_pattern(4, (1, 3), (1, 1), "blocks").tolist() == [[0, -1], [0, 0], [0, 1], [0, 0]]
     # even kernels: the centre rounds down like padding="same" (taps -ceil(e/2) .. floor(e/2), e = d(k-1))
-    assert grouped_pattern(4, (4,), (1,)).squeeze(1).tolist() == [-2, -1, 0, 1]
-    assert grouped_pattern(3, (2,), (3,)).squeeze(1).tolist() == [-2, 1, 0]
+    assert grouped_pattern(4, (4,), (1,), "blocks").squeeze(1).tolist() == [-2, -1, 0, 1]
+    assert grouped_pattern(3, (2,), (3,), "blocks").squeeze(1).tolist() == [-2, 1, 0]
+    # both patterns give every tap to the same number of channels
+    for kernel in [(3, 3), (2, 3), (5,), (3, 1, 2)]:
+        ones = (1,) * len(kernel)
+        blocks, shiftnet = grouped_pattern(23, kernel, ones, "blocks"), grouped_pattern(23, kernel, ones)
+        if all(k % 2 for k in kernel):
+            assert sorted(blocks.tolist()) == sorted(shiftnet.tolist())
+        assert shiftnet.unique(dim=0).shape[0] == blocks.unique(dim=0).shape[0]
+    with pytest.raises(ValueError, match="pattern must be 'shiftnet' or 'blocks', got 'block'"):
+        GroupedShift2d(9, pattern="block")
 
 
 def test_grouped_shifts_are_frozen():

@@ -49,10 +49,11 @@ def make_norm(kind: NormName, channels: int) -> nn.Module:
 
 
 class ConvMLP(nn.Sequential):
-    """The channel MLP of the MLP/ViT blocks on ``(N, C, H, W)``: 1x1 conv -> GELU -> dropout -> 1x1 conv -> dropout."""
+    """The channel MLP of the MLP/ViT blocks on ``(N, C, H, W)``: 1x1 conv -> GELU -> dropout -> 1x1 conv
+    -> dropout, ``int(channels * mlp_ratio)`` wide (truncated, as the papers' code, so their weights fit)."""
 
     def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0) -> None:
-        hidden = max(1, round(channels * mlp_ratio))
+        hidden = max(1, int(channels * mlp_ratio))
         super().__init__(nn.Conv2d(channels, hidden, 1), nn.GELU(), nn.Dropout(drop),
                          nn.Conv2d(hidden, channels, 1), nn.Dropout(drop))
 

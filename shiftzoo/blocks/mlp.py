@@ -5,6 +5,8 @@ Each is ``x + mix(x)`` followed by ``x + MLP(norm(x))``; the shifts are :class:`
 """
 from __future__ import annotations
 
+from typing import ClassVar, Dict
+
 from torch import Tensor, nn
 
 from ..block_registry import register_block
@@ -14,6 +16,9 @@ from ..nn.patterns import axial_pattern, shiftvit_pattern, spatial_pattern
 from .common import ConvMLP, NormName, check_positive, make_norm
 
 __all__ = ["ShiftViTBlock", "AxialShiftBlock", "SpatialShiftBlock"]
+
+# The authors' names of the MLP half (ShiftViT's and AS-MLP's code: norm2, then mlp.fc1/fc2) -> ours.
+_AUTHORS_MLP_KEYS = {"norm2": "norm", "mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"}
 
 
 class _MixerBlock(nn.Module):
@@ -47,6 +52,9 @@ class ShiftViTBlock(_MixerBlock):
         padding: what the shifted-in border reads (any registered padding).
     """
 
+    # The authors' module names (SPACH's ShiftViTBlock) -> ours, for map_authors_state_dict.
+    authors_keys: ClassVar[Dict[str, str]] = _AUTHORS_MLP_KEYS
+
     def __init__(self, channels: int, n_div: int = 12, mlp_ratio: float = 4.0, drop: float = 0.0,
                  norm: NormName = "batch", padding: PaddingName = "zeros") -> None:
         super().__init__(channels, mlp_ratio, drop, norm)
@@ -71,6 +79,12 @@ class AxialShiftBlock(_MixerBlock):
         norm: ``"group"`` (GroupNorm with one group, as AS-MLP), ``"layer"`` or ``"batch"``.
         padding: what the shifted-in border reads (any registered padding).
     """
+
+    # The authors' module names (AS-MLP's AxialShiftedBlock) -> ours, for map_authors_state_dict.
+    authors_keys: ClassVar[Dict[str, str]] = {
+        "norm1": "pre_norm", "axial_shift.conv1": "conv1.0", "axial_shift.norm1": "conv1.1",
+        "axial_shift.conv2_1": "conv_w.0", "axial_shift.conv2_2": "conv_h.0", "axial_shift.norm2": "conv3.0",
+        "axial_shift.conv3": "conv3.1", **_AUTHORS_MLP_KEYS}
 
     def __init__(self, channels: int, shift_size: int = 5, dilation: int = 1, mlp_ratio: float = 4.0,
                  drop: float = 0.0, norm: NormName = "group", padding: PaddingName = "zeros") -> None:

@@ -1,6 +1,8 @@
 """Convolutional shift blocks: ShiftNet's CSC block and FE-Net's fully-exploited block."""
 from __future__ import annotations
 
+from typing import ClassVar, Dict, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -9,35 +11,56 @@ from ..block_registry import register_block
 from ..config_types import ShiftSpec
 from .common import check_positive, shift_bottleneck
 
-__all__ = ["CSCBlock", "FEBlock"]
+__all__ = ["CSCBlock", "FEBlock", "ResidualOrder"]
+
+
+# Where the residual branch's last ReLU sits in a CSC block.
+ResidualOrder = Literal["shiftresnet", "resnet"]
 
 
 @register_block("csc")
 class CSCBlock(nn.Module):
-    """ShiftNet's Conv-Shift-Conv block (Wu et al. 2018) on ``(N, C, H, W)``:
-    ``relu(BN(1x1(shift(relu(BN(1x1(x)))))) + shortcut(x))``, the shortcut being the identity, or a
-    strided 1x1 conv + BN projection when the shape changes.
+    """ShiftNet's Conv-Shift-Conv block (Wu et al. 2018) on ``(N, C, H, W)``: a bottleneck
+    ``relu(BN(1x1(shift(relu(BN(1x1(x)))))))`` (stride in the second 1x1) plus a shortcut, the
+    identity or, when the shape changes, a strided 1x1 conv + BN projection.
+
+    ``residual="shiftresnet"`` (default) adds the shortcut after the branch's ReLU and applies none
+    after the sum, as the authors' ShiftResNet code does (their checkpoints need it);
+    ``residual="resnet"`` is ResNet's order, ``relu(BN(1x1(...)) + shortcut(x))``.
 
     Args:
         in_channels, out_channels: channels in and out.
         stride: spatial stride (in the second 1x1 conv, equal to a strided shift).
-        expansion: the middle width is ``round(out_channels * expansion)`` (ShiftNet's epsilon).
+        expansion: the middle width is ``int(out_channels * expansion)`` (ShiftNet's epsilon,
+            truncated as the authors' code).
         shift: the shift layer (:data:`ShiftSpec`; ShiftNet's grouped 3x3 shift by default).
+        residual: ``"shiftresnet"`` or ``"resnet"``.
     """
 
+    # The authors' ShiftResNet module names (their ShiftConv) -> ours, for map_authors_state_dict.
+    authors_keys: ClassVar[Dict[str, str]] = {
+        "conv1": "body.expand", "bn1": "body.bn1", "conv2": "body.shrink", "bn2": "body.bn2"}
+
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: float = 1.0,
-                 shift: ShiftSpec = "grouped_shift2d") -> None:
+                 shift: ShiftSpec = "grouped_shift2d", residual: ResidualOrder = "shiftresnet") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
-        mid = max(1, round(out_channels * expansion))
+        if residual not in ("shiftresnet", "resnet"):
+            raise ValueError(f"residual must be 'shiftresnet' or 'resnet', got {residual!r}")
+        mid = max(1, int(out_channels * expansion))
         self.body = shift_bottleneck(in_channels, mid, out_channels, stride, shift)
+        if residual == "shiftresnet":
+            self.body.add_module("relu2", nn.ReLU(inplace=True))
+        self.residual = residual
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(self.body(input) + self.shortcut(input))
+        out = self.body(input) + self.shortcut(input)
+        # (residual is fixed at construction: the block stays traceable by torch.fx)
+        return out if self.residual == "shiftresnet" else F.relu(out)
 
 
 @register_block("fe_block")

@@ -1,7 +1,7 @@
 """TSM's temporal shift (Lin et al. 2019) for video batches laid out as ``(N*T, C, H, W)``."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import ClassVar, Dict, Optional, Tuple
 
 import torch
 from einops import rearrange
@@ -31,6 +31,9 @@ class TemporalShift(nn.Module):
         bidirectional: False gives online TSM: only past frames are read, so a stream can be processed
             frame by frame with :meth:`step` and an explicit state.
     """
+
+    # The authors' name of the wrapped module (TSM's TemporalShift.net) -> ours, for map_authors_state_dict.
+    authors_keys: ClassVar[Dict[str, str]] = {"net": "module"}
 
     def __init__(self, channels: Optional[int] = None, module: Optional[nn.Module] = None, n_segment: int = 8,
                  fold_div: int = 8, bidirectional: bool = True) -> None:

@@ -5,12 +5,12 @@ from .geometry import DepthwiseGeometry
 from .layers import (ActiveShift, ActiveShift1d, ActiveShift2d, ActiveShift3d, FixedShift, GroupedShift,
                      GroupedShift1d, GroupedShift2d, GroupedShift3d, IntegerShifts, ShiftLayer, SparseShift,
                      SparseShift1d, SparseShift2d, SparseShift3d, ThumbRule, sparsity_loss, with_dims)
-from .patterns import axial_pattern, grouped_pattern, shiftvit_pattern, spatial_pattern, temporal_pattern
+from .patterns import GroupedPattern, axial_pattern, grouped_pattern, shiftvit_pattern, spatial_pattern, temporal_pattern
 
 __all__ = [
     "ShiftLayer", "SparseShift", "ActiveShift", "GroupedShift", "FixedShift", "with_dims",
     "SparseShift1d", "SparseShift2d", "SparseShift3d", "ActiveShift1d", "ActiveShift2d", "ActiveShift3d",
     "GroupedShift1d", "GroupedShift2d", "GroupedShift3d", "IntegerShifts", "PaddingName", "InterpName", "ThumbRule",
     "DepthwiseGeometry", "sparsity_loss",
-    "grouped_pattern", "shiftvit_pattern", "axial_pattern", "spatial_pattern", "temporal_pattern",
+    "GroupedPattern", "grouped_pattern", "shiftvit_pattern", "axial_pattern", "spatial_pattern", "temporal_pattern",
 ]

@@ -9,7 +9,7 @@ family             forward interp      shift gradient      shifts
 =================  ==================  ==================  ==========================================
 SparseShift (SSL)  nearest             linear (STE)        parameter, L1 penalty ``sparsity``
 ActiveShift        ``interp``          ``interp``'s own    parameter
-GroupedShift       nearest             none                buffer: ShiftNet's kernel pattern
+GroupedShift       nearest             none                buffer: ShiftNet's pattern
 FixedShift         nearest             none                buffer: any given pattern (used by blocks)
 =================  ==================  ==================  ==========================================
 
@@ -29,7 +29,7 @@ from .. import functional, plugin_registry
 from .._sampling import CropArg, IntOrInts, Sampling
 from ..config_types import InterpName, PaddingName
 from .geometry import DepthwiseGeometry, as_tuple
-from .patterns import grouped_pattern
+from .patterns import GroupedPattern, grouped_pattern
 
 __all__ = [
     "PaddingName", "InterpName", "ThumbRule", "DownsampleMode", "IntegerShifts", "ShiftLayer", "SparseShift", "ActiveShift",
@@ -292,38 +292,50 @@ class _FrozenShift(ShiftLayer):
 
 
 class GroupedShift(_FrozenShift):
-    """Grouped shift (ShiftNet, Wu et al. 2018): fixed whole-pixel shifts, one displacement per channel
-    group. The ``C`` channels are split into ``prod(kernel_size)`` groups of ``C // prod(kernel_size)``,
-    group ``g`` moves by the ``g``-th tap of the kernel (raster order, each axis ``-(k//2) .. k//2``
-    times ``dilation`` for an odd ``k``; an even kernel's centre rounds down as with ``padding="same"``,
-    see :func:`~shiftzoo.nn.grouped_pattern`); leftover channels stay. The shifts are the buffer
-    ``weight``: they never train, and the backward computes no shift gradient.
+    """Grouped shift (ShiftNet, Wu et al. 2018): fixed whole-pixel shifts, each of the ``T =
+    prod(kernel_size)`` taps of a kernel given to ``C // T`` channels; the ``C % T`` leftover
+    channels (the last ones) stay. The shifts are the buffer ``weight``: they never train, and the
+    backward computes no shift gradient.
+
+    ``pattern`` says which channels take which tap (:func:`~shiftzoo.nn.grouped_pattern`):
+
+    * ``"shiftnet"`` (default): the authors' kernel, which ShiftResNet's checkpoints were trained
+      with. Channels take the taps in turn (channel ``c`` tap ``c % T``, raster order, W fastest) and
+      read ``in[x + dilation * (i - k // 2)]``: channel 0 of a 3x3 layer reads up-left.
+    * ``"blocks"``: contiguous groups of ``C // T`` channels, group ``g`` shifted by tap ``g``
+      (``-(k//2) .. k//2`` times ``dilation`` for an odd ``k``; an even kernel's centre rounds down
+      as with ``padding="same"``, so the groups read the depthwise convolution's own taps). Equal
+      shifts are neighbours, which the CPU kernels move as whole vectors in channels_last: prefer it
+      for a network trained from scratch. :meth:`from_depthwise` (and ``replace_depthwise``) use it.
 
     Args:
         channels: number of channels ``C`` (at least ``prod(kernel_size)``).
         kernel_size: kernel size, one int or one per spatial axis.
         dilation: spacing of the offsets, one int or one per spatial axis.
         padding: any registered padding.
+        pattern: ``"shiftnet"`` or ``"blocks"``.
         stride, crop: keep only the positions ``crop_begin + stride * y`` of each axis (see
             :func:`shiftzoo.functional.shift`); by default every position.
     """
 
     def __init__(self, channels: int, kernel_size: Union[int, Sequence[int]] = 3,
-                 dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros", stride: IntOrInts = 1,
-                 crop: CropArg = 0) -> None:
+                 dilation: Union[int, Sequence[int]] = 1, padding: PaddingName = "zeros",
+                 pattern: GroupedPattern = "shiftnet", stride: IntOrInts = 1, crop: CropArg = 0) -> None:
         kernel = as_tuple(kernel_size, self.dims, "kernel_size", 1)
         spacing = as_tuple(dilation, self.dims, "dilation", 1)
-        super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing), padding, stride=stride,
-                         crop=crop)
-        self.kernel_size, self.dilation = kernel, spacing
+        super().__init__(grouped_pattern(_check_channels(channels), kernel, spacing, pattern), padding,
+                         stride=stride, crop=crop)
+        self.kernel_size, self.dilation, self.pattern = kernel, spacing, pattern
 
     @classmethod
     def _depthwise_defaults(cls, geometry: DepthwiseGeometry) -> Dict[str, Any]:
+        # A converted network is trained anew: the faster layout, reading the convolution's own taps.
         return {**super()._depthwise_defaults(geometry), "kernel_size": geometry.kernel_size,
-                "dilation": geometry.dilation}
+                "dilation": geometry.dilation, "pattern": "blocks"}
 
     def _config(self) -> Dict[str, Any]:
-        return {**super()._config(), "kernel_size": self.kernel_size, "dilation": self.dilation}
+        return {**super()._config(), "kernel_size": self.kernel_size, "dilation": self.dilation,
+                "pattern": self.pattern}
 
 
 class FixedShift(_FrozenShift):

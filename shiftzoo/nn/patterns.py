@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence, Tuple
+from typing import Literal, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["grouped_pattern", "shiftvit_pattern", "axial_pattern", "spatial_pattern", "temporal_pattern"]
+__all__ = ["GroupedPattern", "grouped_pattern", "shiftvit_pattern", "axial_pattern", "spatial_pattern", "temporal_pattern"]
 
 
 def _groups(channels: int, bounds: Sequence[int], displacements: Sequence[Sequence[int]]) -> Tensor:
@@ -24,24 +24,45 @@ def _groups(channels: int, bounds: Sequence[int], displacements: Sequence[Sequen
     return shifts
 
 
-def grouped_pattern(channels: int, kernel_size: Tuple[int, ...], dilation: Tuple[int, ...]) -> Tensor:
-    """ShiftNet's grouped shift (Wu et al. 2018): ``prod(kernel_size)`` equal groups of
-    ``channels // prod(kernel_size)`` channels, one displacement each (every tap of the kernel, in
-    raster order); leftover channels unshifted. Per axis the taps are ``i * dilation - ceil(e / 2)``
-    for ``i = 0 .. k-1``, ``e = dilation * (k - 1)``: ``-(k//2) .. k//2`` times the dilation for an
-    odd ``k``; an even kernel's centre rounds down as with ``padding="same"``, so each group reads
-    what one tap of the depthwise convolution it replaces reads.
+# How a grouped shift gives the kernel's taps to the channels (see grouped_pattern).
+GroupedPattern = Literal["shiftnet", "blocks"]
+
+
+def grouped_pattern(channels: int, kernel_size: Tuple[int, ...], dilation: Tuple[int, ...],
+                    pattern: GroupedPattern = "shiftnet") -> Tensor:
+    """ShiftNet's grouped shift (Wu et al. 2018): every tap of a ``kernel_size`` kernel (``T =
+    prod(kernel_size)`` taps, raster order, last axis fastest) is given to ``channels // T``
+    channels; the ``channels % T`` leftover channels (the last ones) stay unshifted.
+
+    ``pattern="shiftnet"``: as the authors' CUDA kernel, channels take the taps in turn (channel
+    ``c`` the tap ``c % T``) and channel ``c`` *reads* ``in[x + r]`` with ``r = dilation * (i - k // 2)``
+    per axis, ``i`` its tap's index along that axis: its shift is ``-r``. Channel 0 of a 3x3 layer
+    reads up-left, so its content moves down-right by (1, 1).
+
+    ``pattern="blocks"``: group ``g`` (channels ``[g*n, (g+1)*n)``, ``n = channels // T``) gets tap
+    ``g`` as its shift, ``i * dilation - ceil(e / 2)`` per axis (``e = dilation * (k - 1)``): for an
+    even kernel the centre rounds down as with ``padding="same"``, so the groups read exactly the taps
+    of the depthwise convolution they replace. Equal shifts sit next to each other, which the CPU
+    kernels move as whole blocks in channels-last memory.
     """
-    offsets = [[i * dil - (dil * (k - 1) + 1) // 2 for i in range(k)] for k, dil in zip(kernel_size, dilation)]
-    displacements = list(itertools.product(*offsets))
-    per_group = channels // len(displacements)
-    if per_group == 0:
+    taps = math.prod(kernel_size)
+    per_tap = channels // taps
+    if per_tap == 0:
         raise ValueError(
-            f"grouped shift: {channels} channels cannot hold the {len(displacements)} displacements of a "
-            f"{'x'.join(map(str, kernel_size))} kernel (one group each); use at least {len(displacements)} "
+            f"grouped shift: {channels} channels cannot hold the {taps} displacements of a "
+            f"{'x'.join(map(str, kernel_size))} kernel (one group each); use at least {taps} "
             "channels or a smaller kernel_size")
-    bounds = [g * per_group for g in range(len(displacements) + 1)]
-    return _groups(channels, bounds, displacements)
+    if pattern == "shiftnet":
+        reads = [[dil * (i - k // 2) for i in range(k)] for k, dil in zip(kernel_size, dilation)]
+        displacements = [[-r for r in read] for read in itertools.product(*reads)]
+        shifts = torch.zeros(channels, len(kernel_size))
+        shifts[:taps * per_tap] = torch.tensor(displacements, dtype=shifts.dtype).repeat(per_tap, 1)
+        return shifts
+    if pattern == "blocks":
+        offsets = [[i * dil - (dil * (k - 1) + 1) // 2 for i in range(k)] for k, dil in zip(kernel_size, dilation)]
+        bounds = [g * per_tap for g in range(taps + 1)]
+        return _groups(channels, bounds, list(itertools.product(*offsets)))
+    raise ValueError(f"grouped shift: pattern must be 'shiftnet' or 'blocks', got {pattern!r}")
 
 
 def shiftvit_pattern(channels: int, n_div: int = 12) -> Tensor:
