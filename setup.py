@@ -3,10 +3,14 @@
     pip install torch==2.13.0 ninja
     pip install --no-build-isolation -e .
 
+(`make install` does both in a virtual environment.) Objects go to build/temp-<python>-<torch>,
+whatever folder pip asks for, so a rebuild recompiles only what changed (ninja).
+
 Environment: SHIFTZOO_CUDA=0 skips the CUDA sources, SHIFTZOO_CUDA=1 requires them;
 MAX_JOBS caps the parallel compile jobs (ninja).
 """
 import os
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -66,6 +70,18 @@ def extension():
                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
 
 
+class IncrementalBuildExtension(BuildExtension.with_options(use_ninja=True)):
+    """BuildExtension that keeps its objects in one folder per Python and torch: pip's editable builds
+    otherwise compile in a fresh temporary folder each time, from scratch (a minute or more)."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        import torch
+
+        tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}"
+        self.build_temp = str(ROOT / "build" / f"temp-{tag}")
+
+
 setup(
     name="shiftzoo",
     version="0.1.0",
@@ -75,9 +91,11 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["shiftzoo", "shiftzoo.*"]),
-    install_requires=["torch>=2.4", "einops", "pyyaml"],
-    extras_require={"test": ["pytest", "numpy"]},
+    install_requires=["torch>=2.4", "einops", "pyyaml", "click>=8", "tqdm"],
+    extras_require={"demo": ["scikit-learn", "matplotlib"],  # shiftzoo train's dataset, shiftzoo plot
+                    "test": ["pytest", "numpy", "scikit-learn", "matplotlib"]},
+    entry_points={"console_scripts": ["shiftzoo = shiftzoo.cli:main"]},
     ext_modules=[extension()],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": IncrementalBuildExtension},
     zip_safe=False,
 )

@@ -14,7 +14,7 @@ from . import block_registry, blocks, compat, config_types, convert, nn
 from .block_registry import list_blocks, register_block
 from .builder import ConfigError, build_shift
 from .checkpoints import map_authors_state_dict
-from .convert import ReplaceReport, replace_depthwise
+from .convert import ReplaceReport, depthwise_twin, replace_depthwise, replace_shifts
 from .inference import InferenceReport, InferenceShift, optimize_for_inference
 from .nn import (ActiveShift1d, ActiveShift2d, ActiveShift3d, FixedShift, GroupedShift1d, GroupedShift2d,
                  GroupedShift3d, IntegerShifts, ShiftLayer, SparseShift1d, SparseShift2d, SparseShift3d,
@@ -34,4 +34,4 @@ __all__ = ["functional", "reference", "plugin_registry", "registry", "block_regi
            "nn", "blocks", "compat", "convert", "ShiftLayer", "SparseShift1d", "SparseShift2d", "SparseShift3d",
            "ActiveShift1d", "ActiveShift2d", "ActiveShift3d", "GroupedShift1d", "GroupedShift2d", "GroupedShift3d",
            "FixedShift", "IntegerShifts", "sparsity_loss", "build_shift", "ConfigError", "register_block",
-           "list_blocks", "map_authors_state_dict", "replace_depthwise", "ReplaceReport", "optimize_for_inference", "InferenceShift", "InferenceReport"]
+           "list_blocks", "map_authors_state_dict", "replace_depthwise", "replace_shifts", "depthwise_twin", "ReplaceReport", "optimize_for_inference", "InferenceShift", "InferenceReport"]

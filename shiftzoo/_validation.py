@@ -1,8 +1,38 @@
-"""Argument checks shared by the functional API, the fake kernels and the fallback, so every
-path rejects bad input with the same message (the C++ ops check again for memory safety)."""
+"""Argument checks shared by the functional API, the fake kernels, the fallback, the layers and the
+blocks, so every path rejects bad input with the same message (the C++ ops check again for memory
+safety)."""
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 from torch import Tensor
+
+# The input layout of each number of spatial axes.
+AXES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+def check_number(name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = True, high_open: bool = False) -> float:
+    """``value`` as a float if it is a finite real number from ``low`` (excluded if ``low_open``) to
+    ``high`` (excluded if ``high_open``); else ``ValueError`` naming ``name`` and the range."""
+    if math.isinf(high):
+        wanted = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < low or value > high or (low_open and value == low) or (high_open and value == high)):
+        raise ValueError(f"{name} must be a finite number {wanted}, got {value!r}")
+    return float(value)
+
+
+def check_batched(where: str, input: Tensor, dims: int, channels: int) -> None:
+    """Raises ``ValueError`` saying how to add the batch axis if ``input`` is one sample without it:
+    ``dims + 1`` dimensions, the first of ``channels`` entries."""
+    if 1 <= dims <= 3 and input.dim() == dims + 1 and input.shape[0] == channels:
+        raise ValueError(f"{where}: got an unbatched input of shape {tuple(input.shape)}; expected {AXES[int(dims)]} "
+                         f"with C={channels}: add the batch axis with x.unsqueeze(0)")
 
 
 def check_shift_args(input: Tensor, shifts: Tensor) -> None:
@@ -10,6 +40,8 @@ def check_shift_args(input: Tensor, shifts: Tensor) -> None:
     for name, value in (("input", input), ("shifts", shifts)):
         if not isinstance(value, Tensor):
             raise TypeError(f"shiftzoo.shift: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if shifts.dim() == 2:
+        check_batched("shiftzoo.shift", input, shifts.shape[1], shifts.shape[0])
     if not 3 <= input.dim() <= 5:
         raise ValueError(
             "shiftzoo.shift: expected input of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), "

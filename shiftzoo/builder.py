@@ -30,7 +30,7 @@ from . import plugin_registry
 from .block_registry import get_block, list_blocks
 from .config_types import InterpName, PaddingName, ShiftSpec
 
-__all__ = ["ConfigError", "build_shift"]
+__all__ = ["ConfigError", "build_shift", "load_config"]
 
 Config = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
@@ -72,6 +72,12 @@ def build_shift(cfg: Config) -> nn.Module:
         ]})
     """
     return _instantiate(_parse(_load(cfg), "", frozenset()))
+
+
+def load_config(cfg: Config) -> Any:
+    """The config ``cfg`` stands for, read as :func:`build_shift` reads it (a dict as is, a JSON/YAML
+    string or file parsed), without checking or building anything."""
+    return _load(cfg)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from . import _extension, functional, plugin_registry, reference
 from ._sampling import CropArg, IntOrInts, Sampling
+from ._validation import check_batched
 from .convert import _is_conv
 from .nn.geometry import DepthwiseGeometry
 from .nn.layers import ShiftLayer
@@ -66,6 +67,7 @@ class InferenceShift(nn.Module):
             self.pre_bounds != (-math.inf, math.inf) or self.post_bounds != (-math.inf, math.inf)
 
     def forward(self, input: Tensor) -> Tensor:
+        check_batched(type(self).__name__, input, self.dims, self.shifts.shape[0])
         shifts = self.shifts.to(input.dtype) if input.dtype.is_floating_point else self.shifts
         if not self.folds:
             return functional.shift(input, shifts, self.padding, "nearest", stride=self.sampling.stride,

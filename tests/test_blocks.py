@@ -135,7 +135,34 @@ def test_every_form_of_shift_spec(shift):
     (lambda: ShiftViTBlock(24, norm="instance"), r"norm must be one of \['batch', 'group', 'layer'\]"),
     (lambda: SpatialShiftBlock(3), "at least 4 channels"),
     (lambda: AxialShiftBlock(8, shift_size=0), "shift_size and dilation must be >= 1"),
+    (lambda: TemporalShift(16, n_segment=0), r"^n_segment must be a positive int, got 0$"),
+    (lambda: CSCBlock(16, 16, expansion=-1), r"^expansion must be a finite number > 0, got -1$"),
+    (lambda: CSCBlock(16, 16, expansion=float("inf")), r"^expansion must be a finite number > 0, got inf$"),
+    (lambda: CSCBlock(16, 16, expansion="2"), r"^expansion must be a finite number > 0, got '2'$"),
+    (lambda: CSCBlock(16, 16, expansion=0.01),  # int() truncates to no channel: refused, not widened to 1
+     r"^expansion=0.01 gives int\(16 \* 0.01\) = 0 middle channels; it must give at least 1$"),
+    (lambda: FEBlock(16, 16, expansion=0), r"^expansion must be a finite number > 0, got 0$"),
+    (lambda: FEBlock(16, 16, split=0.25, expansion=0.1),
+     r"^expansion=0.1 gives round\(4 \* 0.1\) = 0 middle channels; it must give at least 1$"),
+    (lambda: FEBlock(16, 16, split=0), r"^split must be a finite number in \(0, 1\], got 0$"),
+    (lambda: FEBlock(16, 16, split=1.5), r"^split must be a finite number in \(0, 1\], got 1.5$"),
+    (lambda: ShiftViTBlock(24, mlp_ratio=0), r"^mlp_ratio must be a finite number > 0, got 0$"),
+    (lambda: SpatialShiftBlock(8, mlp_ratio=0.1),
+     r"^mlp_ratio=0.1 gives int\(8 \* 0.1\) = 0 hidden channels; it must give at least 1$"),
+    (lambda: AxialShiftBlock(8, drop=1.0), r"^drop must be a finite number in \[0, 1\), got 1.0$"),
+    (lambda: ShiftViTBlock(24, drop=-0.1), r"^drop must be a finite number in \[0, 1\), got -0.1$"),
 ])
 def test_block_errors(make_block, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make_block()
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"type": "csc", "in_channels": 16, "out_channels": 16, "expansion": -1},
+     r"^<config>: cannot build 'csc': expansion must be a finite number > 0, got -1$"),
+    ({"type": "sequential", "layers": [{"type": "fe_block", "in_channels": 16, "out_channels": 16, "split": 2}]},
+     r"^layers\[0\]: cannot build 'fe_block': split must be a finite number in \(0, 1\], got 2$"),
+])
+def test_builder_names_the_bad_block_argument(config, match):
+    with pytest.raises(shiftzoo.ConfigError, match=match):
+        shiftzoo.build_shift(config)

@@ -210,3 +210,43 @@ def test_replace_depthwise_changes_nothing_when_one_conv_cannot_be_replaced():
     with pytest.raises(TypeError, match=r"cannot replace '0'.*sparsity"):
         shiftzoo.replace_depthwise(model, "active", sparsity=0.1)
     assert all(type(m) is nn.Conv2d for m in model)
+
+
+# ------------------------------------------------------------------------------------------------
+# replace_shifts: back to depthwise convolutions (the depthwise twin)
+# ------------------------------------------------------------------------------------------------
+
+def test_replace_shifts_is_the_inverse_geometry_of_replace_depthwise():
+    convs = [nn.Conv2d(27, 27, 3, padding=1, groups=27), nn.Conv2d(27, 27, 3, stride=2, padding=1, groups=27),
+             nn.Conv2d(27, 27, 5, stride=(1, 2), padding=2, groups=27, padding_mode="reflect"),
+             nn.Conv2d(27, 27, 3, stride=2, padding=0, groups=27)]
+    model = nn.Sequential(*convs)
+    x = torch.randn(2, 27, 11, 10)
+    shapes = [tuple(m(torch.randn(2, 27, 11, 10)).shape) for m in convs]
+    shiftzoo.replace_depthwise(model, layer="grouped")
+    assert all(isinstance(m, GroupedShift2d) for m in model)
+    report = shiftzoo.replace_shifts(model)
+    assert report.replaced == ["0", "1", "2", "3"] and str(report).startswith("replaced 4 shift layer(s)")
+    for twin, conv, shape in zip(model, convs, shapes):
+        assert isinstance(twin, nn.Conv2d) and twin.groups == 27 and twin.bias is None
+        for key in ("kernel_size", "stride", "padding", "dilation", "padding_mode"):
+            assert getattr(twin, key) == getattr(conv, key), key
+        assert tuple(twin(torch.randn(2, 27, 11, 10)).shape) == shape
+    assert model(x).shape == convs[3](convs[2](convs[1](convs[0](x)))).shape
+
+
+def test_replace_shifts_keeps_fixed_patterns_and_sharing():
+    shared = SparseShift2d(8, padding="symmetric")  # no conv padding_mode: zeros
+    model = nn.Sequential(shared, shiftzoo.FixedShift(torch.zeros(8, 2)), shared, ActiveShift1d(8))
+    shiftzoo.replace_shifts(model, kernel_size=5)
+    assert model[0] is model[2] and model[0].kernel_size == (5, 5) and model[0].padding_mode == "zeros"
+    assert isinstance(model[1], shiftzoo.FixedShift) and isinstance(model[3], nn.Conv1d)
+    with pytest.raises(ValueError, match="the model itself is a shift layer"):
+        shiftzoo.replace_shifts(SparseShift2d(4))
+
+
+def test_replace_shifts_refuses_what_a_convolution_cannot_sample():
+    odd = nn.Sequential(SparseShift2d(4, crop=((1, 0), (0, 0))))
+    with pytest.raises(ValueError, match=r"replace_shifts: cannot replace '0'.*even crop"):
+        shiftzoo.replace_shifts(odd)
+    assert isinstance(odd[0], SparseShift2d)  # unchanged

@@ -2,17 +2,28 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import shiftzoo
 from shiftzoo.functional import shift
+from shiftzoo.inference import InferenceShift
 
 X = torch.randn(2, 3, 4, 5)
 S = torch.zeros(3, 2)
 
 
 @pytest.mark.parametrize("x, s, match", [
+    (torch.randn(3, 4), torch.zeros(3, 1), r"^shiftzoo.shift: got an unbatched input of shape \(3, 4\); expected "
+                                           r"\(N, C, L\) with C=3: add the batch axis with x.unsqueeze\(0\)$"),
+    (torch.randn(3, 4, 5), S, r"^shiftzoo.shift: got an unbatched input of shape \(3, 4, 5\); expected "
+                              r"\(N, C, H, W\) with C=3: add the batch axis with x.unsqueeze\(0\)$"),
     (torch.randn(3, 4), torch.zeros(4, 0), r"expected input of shape \(N, C, L\).*got 2 dimensions"),
     (torch.randn(1, 2, 3, 4, 5, 6), torch.zeros(2, 4), r"got 6 dimensions"),
     (X, torch.zeros(4, 2), r"channel mismatch: expected shifts of shape \(C, d\) = \(3, 2\).*got \(4, 2\)"),
@@ -25,6 +36,21 @@ S = torch.zeros(3, 2)
 def test_bad_arguments(x, s, match):
     with pytest.raises(ValueError, match=match):
         shift(x, s)
+
+
+UNBATCHED = ("{}: got an unbatched input of shape (16, 8, 8); expected (N, C, H, W) with C=16: "
+             "add the batch axis with x.unsqueeze(0)")
+
+
+@pytest.mark.parametrize("where, call", [
+    ("shiftzoo.shift", lambda x: shift(x, torch.zeros(16, 2))),
+    ("SparseShift2d", shiftzoo.SparseShift2d(16)),
+    ("InferenceShift", InferenceShift(torch.zeros(16, 2), "zeros")),
+    ("InferenceShift", InferenceShift(torch.zeros(16, 2), "zeros", pre=(None, 0.0, 6.0))),  # shift_affine's path
+], ids=["functional", "layer", "inference", "inference_folded"])
+def test_unbatched_input_says_how_to_add_the_batch_axis(where, call):
+    with pytest.raises(ValueError, match=f"^{re.escape(UNBATCHED.format(where))}$"):
+        call(torch.randn(16, 8, 8))
 
 
 def test_not_a_tensor():
@@ -106,3 +132,49 @@ def test_tabled_op_checks_its_plan():
         bad = table.clone()
         bad[1, 5] = 5
         torch.ops.shiftzoo.shift_tabled(x, offsets, [bad], weights, offsets, [table], weights, "mine", *unit)
+
+
+# A fresh interpreter whose import of shiftzoo._C raises `error` (the suite itself refuses to run on the
+# fallback, see conftest.py); prints the warnings the import gave.
+_IMPORT_WITHOUT_C = """
+import sys, warnings
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "shiftzoo._C":
+            raise {error}
+sys.meta_path.insert(0, Refuse())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import shiftzoo
+assert not shiftzoo.has_extension()
+print("\\n".join(f"{{w.category.__name__}}: {{w.message}}" for w in caught if "shiftzoo._C" in str(w.message)))
+"""
+
+
+def _fallback_warnings(error: str) -> str:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", _IMPORT_WITHOUT_C.format(error=error)], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+BUILD = "`make install` (or `pip install --no-build-isolation -e .`)"
+
+
+def test_fallback_warning_when_the_extension_is_not_built():
+    assert _fallback_warnings('ModuleNotFoundError("No module named \'shiftzoo._C\'", name=name)') == (
+        f"RuntimeWarning: shiftzoo._C is not built: using the slow pure-PyTorch reference. Build it with {BUILD}")
+
+
+@pytest.mark.parametrize("error, first_line", [
+    ('ImportError("/x/_C.so: undefined symbol: _ZN3c104impl8GPUTrace\\nmore detail")',
+     "ImportError: /x/_C.so: undefined symbol: _ZN3c104impl8GPUTrace"),
+    ('ModuleNotFoundError("No module named \'_C_helper\'", name="_C_helper")',  # _C is there; its import is not
+     "ModuleNotFoundError: No module named '_C_helper'"),
+], ids=["undefined_symbol", "missing_dependency"])
+def test_fallback_warning_when_the_extension_fails_to_load(error, first_line):
+    assert _fallback_warnings(error) == (
+        f"RuntimeWarning: shiftzoo._C could not be loaded ({first_line}): using the slow pure-PyTorch reference. "
+        f"Rebuild it against the installed torch {torch.__version__} with {BUILD}")

@@ -3,6 +3,7 @@ shifts, initialisation rules, integer export, sparsity penalty, quantized input,
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -239,6 +240,20 @@ def test_input_errors():
         layer(torch.randn(2, 4, 5))
     with pytest.raises(ValueError, match=r"with C=4, got shape \(2, 3, 5, 5\)"):
         layer(torch.randn(2, 3, 5, 5))
+
+
+@pytest.mark.parametrize("cls", ALL + [FixedShift], ids=lambda c: c.__name__)
+def test_unbatched_input_says_how_to_add_the_batch_axis(cls):
+    layer = FixedShift(torch.zeros(27, 2)) if cls is FixedShift else make(cls, 27)
+    shape = (27,) + SIZES[layer.dims]
+    axes = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}[layer.dims]
+    message = (f"{type(layer).__name__}: got an unbatched input of shape {shape}; expected {axes} with C=27: "
+               "add the batch axis with x.unsqueeze(0)")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        layer(torch.randn(shape))
+    assert layer(torch.randn(shape).unsqueeze(0)).shape == (1,) + shape
+    with pytest.raises(ValueError, match=r"expected input .* with C=27, got shape \(26,"):  # not C: not unbatched
+        layer(torch.randn((26,) + SIZES[layer.dims]))
 
 
 def _quantized_reference(q, int_shifts):

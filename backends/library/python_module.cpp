@@ -5,6 +5,12 @@
 #include "backends/generated/builtin_plugins.h"
 
 namespace shiftzoo {
+namespace cpu {  // backends/cpu/kernel_table.h, declared here alone to keep this unit free of ATen
+struct KernelSet;
+const KernelSet* avx2_kernels();
+bool use_avx2();
+}  // namespace cpu
+
 namespace {
 
 // Appends a new reference to `list`, handing it over.
@@ -32,9 +38,18 @@ PyObject* builtin_plugins(PyObject*, PyObject*) {
                        interp_names_and_supports(BuiltinInterps{}));
 }
 
+PyObject* cpu_isa(PyObject*, PyObject*) {
+  PyObject* compiled = PyList_New(0);
+  append(compiled, PyUnicode_FromString("baseline"));
+  if (cpu::avx2_kernels() != nullptr) append(compiled, PyUnicode_FromString("avx2+fma"));
+  return Py_BuildValue("{sNss}", "compiled", compiled, "active", cpu::use_avx2() ? "avx2+fma" : "baseline");
+}
+
 PyMethodDef methods[] = {
     {"builtin_plugins", builtin_plugins, METH_NOARGS,
      "The compiled plugins: {'padding': [name, ...], 'interp': [(name, support), ...]}."},
+    {"cpu_isa", cpu_isa, METH_NOARGS,
+     "The CPU kernels' instruction sets: {'compiled': [...], 'active': the one this machine runs}."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "shiftzoo's compiled operators.", -1, methods};

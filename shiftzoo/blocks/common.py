@@ -8,11 +8,12 @@ from typing import Any, Callable, Dict, Literal, Mapping
 
 from torch import Tensor, nn
 
+from .._validation import check_number
 from ..builder import build_shift
 from ..config_types import ShiftSpec
 
 __all__ = ["ShiftSpec", "NormName", "make_shift", "make_norm", "ChannelLayerNorm", "ConvMLP", "shift_bottleneck",
-           "check_positive"]
+           "check_positive", "check_number", "scaled_width"]
 
 
 def make_shift(spec: ShiftSpec, channels: int) -> nn.Module:
@@ -50,10 +51,13 @@ def make_norm(kind: NormName, channels: int) -> nn.Module:
 
 class ConvMLP(nn.Sequential):
     """The channel MLP of the MLP/ViT blocks on ``(N, C, H, W)``: 1x1 conv -> GELU -> dropout -> 1x1 conv
-    -> dropout, ``int(channels * mlp_ratio)`` wide (truncated, as the papers' code, so their weights fit)."""
+    -> dropout, ``int(channels * mlp_ratio)`` wide (truncated, as the papers' code, so their weights fit;
+    at least 1), ``0 <= drop < 1``."""
 
     def __init__(self, channels: int, mlp_ratio: float = 4.0, drop: float = 0.0) -> None:
-        hidden = max(1, int(channels * mlp_ratio))
+        check_positive(channels=channels)
+        hidden = scaled_width("mlp_ratio", mlp_ratio, channels, "hidden")
+        check_number("drop", drop, 0.0, 1.0, low_open=False, high_open=True)
         super().__init__(nn.Conv2d(channels, hidden, 1), nn.GELU(), nn.Dropout(drop),
                          nn.Conv2d(hidden, channels, 1), nn.Dropout(drop))
 
@@ -78,3 +82,12 @@ def check_positive(**values: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
+
+def scaled_width(name: str, factor: float, channels: int, what: str, rounding: Callable[[float], int] = int) -> int:
+    """``rounding(channels * factor)``, the width a ratio argument ``name`` gives; ``ValueError`` naming
+    ``name`` unless ``factor`` is a finite number > 0 that gives at least one channel."""
+    width = rounding(channels * check_number(name, factor))
+    if width < 1:
+        raise ValueError(f"{name}={factor!r} gives {rounding.__name__}({channels} * {factor!r}) = {width} {what} "
+                         "channels; it must give at least 1")
+    return width

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from ..block_registry import register_block
 from ..config_types import ShiftSpec
-from .common import check_positive, shift_bottleneck
+from .common import check_number, check_positive, scaled_width, shift_bottleneck
 
 __all__ = ["CSCBlock", "FEBlock", "ResidualOrder"]
 
@@ -32,7 +32,7 @@ class CSCBlock(nn.Module):
         in_channels, out_channels: channels in and out.
         stride: spatial stride (in the second 1x1 conv, equal to a strided shift).
         expansion: the middle width is ``int(out_channels * expansion)`` (ShiftNet's epsilon,
-            truncated as the authors' code).
+            truncated as the authors' code; it must give at least one channel).
         shift: the shift layer (:data:`ShiftSpec`; ShiftNet's grouped 3x3 shift by default).
         residual: ``"shiftresnet"`` or ``"resnet"``.
     """
@@ -47,7 +47,7 @@ class CSCBlock(nn.Module):
         check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
         if residual not in ("shiftresnet", "resnet"):
             raise ValueError(f"residual must be 'shiftresnet' or 'resnet', got {residual!r}")
-        mid = max(1, int(out_channels * expansion))
+        mid = scaled_width("expansion", expansion, out_channels, "middle")
         self.body = shift_bottleneck(in_channels, mid, out_channels, stride, shift)
         if residual == "shiftresnet":
             self.body.add_module("relu2", nn.ReLU(inplace=True))
@@ -72,9 +72,9 @@ class FEBlock(nn.Module):
 
     Args:
         in_channels, out_channels: channels in and out.
-        split: fraction of the input channels that go through the shift bottleneck.
+        split: fraction of the input channels that go through the shift bottleneck (``0 < split <= 1``).
         stride: spatial stride.
-        expansion: the bottleneck's middle width is ``round(split channels * expansion)``.
+        expansion: the bottleneck's middle width is ``round(split channels * expansion)`` (at least 1).
         shift: the shift layer (:data:`ShiftSpec`).
     """
 
@@ -82,14 +82,14 @@ class FEBlock(nn.Module):
                  expansion: float = 1.0, shift: ShiftSpec = "sparse_shift2d") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
-        self.active = round(in_channels * split)
+        self.active = round(in_channels * check_number("split", split, 0.0, 1.0))
         if not 1 <= self.active <= in_channels:
             raise ValueError(f"split={split} selects {self.active} of {in_channels} channels; need at least one")
         kept = in_channels - self.active
         if out_channels <= kept:
             raise ValueError(f"out_channels={out_channels} leaves no room for new channels next to the "
                              f"{kept} passed-through ones")
-        mid = max(1, round(self.active * expansion))
+        mid = scaled_width("expansion", expansion, self.active, "middle", round)
         self.body = nn.Sequential(shift_bottleneck(self.active, mid, out_channels - kept, stride, shift),
                                   nn.ReLU(inplace=True))
         self.stride = stride

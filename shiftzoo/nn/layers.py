@@ -18,7 +18,6 @@ number of spatial axes.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any, ClassVar, Dict, Literal, NamedTuple, Optional, Sequence, Tuple, Type, TypeVar, Union
 
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 
 from .. import functional, plugin_registry
 from .._sampling import CropArg, IntOrInts, Sampling
+from .._validation import AXES as _AXES, check_batched, check_number
 from ..config_types import InterpName, PaddingName
 from .geometry import DepthwiseGeometry, as_tuple
 from .patterns import GroupedPattern, grouped_pattern
@@ -45,8 +45,6 @@ ThumbRule = Literal[1, 2]
 # samples (computing those outputs alone), or the seed's full-resolution shift then average pooling.
 DownsampleMode = Literal["sample", "pool"]
 
-_AXES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
-
 
 class IntegerShifts(NamedTuple):
     """The whole-pixel shifts a layer applies at inference."""
@@ -57,9 +55,8 @@ class IntegerShifts(NamedTuple):
 
 
 def _check_number(name: str, value: Any, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
-    return float(value)
+    """``value`` as a float, a finite number >= ``minimum``."""
+    return check_number(name, value, minimum, low_open=False)
 
 
 def _check_channels(channels: Any) -> int:
@@ -105,6 +102,7 @@ class ShiftLayer(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != self.dims + 2 or input.shape[1] != self.channels:
+            check_batched(type(self).__name__, input, self.dims, self.channels)
             raise ValueError(
                 f"{type(self).__name__}: expected input {_AXES[self.dims]} with C={self.channels}, "
                 f"got shape {tuple(input.shape)}")
