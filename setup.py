@@ -93,7 +93,7 @@ setup(
     packages=find_packages(include=["shiftzoo", "shiftzoo.*"]),
     install_requires=["torch>=2.4", "einops", "pyyaml", "click>=8", "tqdm"],
     extras_require={"demo": ["scikit-learn", "matplotlib"],  # shiftzoo train's dataset, shiftzoo plot
-                    "test": ["pytest", "numpy", "scikit-learn", "matplotlib"]},
+                    "test": ["pytest", "numpy", "scikit-learn", "matplotlib", "hypothesis"]},
     entry_points={"console_scripts": ["shiftzoo = shiftzoo.cli:main"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": IncrementalBuildExtension},

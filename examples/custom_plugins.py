@@ -41,4 +41,6 @@ if __name__ == "__main__":
 
     # Works under torch.compile too (the plugin functions are traced).
     compiled = torch.compile(lambda t: shift(t, shifts, "edge_then_zeros", "lanczos2"), fullgraph=True)
-    print("compiled == eager:", torch.allclose(compiled(x), y))
+    same = torch.allclose(compiled(x), y)
+    print("compiled == eager:", same)
+    assert same, "the compiled shift differs from the eager one"

@@ -133,7 +133,10 @@ def _check_weights(name: str, support: int, weights: WeightsFn, dweights: Option
     f = torch.linspace(0, 1, 17, dtype=torch.float64)[:-1]
     if support % 2 == 1:
         f = f - 0.5  # odd supports are centred on the rounded shift: f in [-1/2, 1/2)
-    w = weights(f)
+    try:
+        w = weights(f)
+    except Exception as exc:
+        raise ValueError(f"shiftzoo: interp {name!r}: weights(f) raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(w, Tensor) or tuple(w.shape) != (len(f), support):
         got = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
         raise ValueError(f"shiftzoo: interp {name!r}: weights(f) must return shape f.shape + ({support},), "

@@ -98,15 +98,6 @@ def test_gradient_descent_moves_shifts_toward_the_optimum():
     torch.testing.assert_close(s.detach(), target_shift, atol=0.05, rtol=0)
 
 
-def test_frozen_shifts_skip_the_shift_gradient():
-    x = torch.randn(1, 2, 5, 5, requires_grad=True)
-    s = torch.tensor([[1.0, -1.0], [0.0, 2.0]])  # requires_grad=False: GroupedShift
-    out = shift(x, s, "zeros", "nearest", "linear")
-    assert out.grad_fn is not None
-    out.sum().backward()
-    assert x.grad is not None and s.grad is None
-
-
 def test_backward_op_skips_unrequested_gradients():
     g = torch.randn(1, 2, 5, 5)
     x = torch.randn(1, 2, 5, 5)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import PADDINGS, gen
+from shiftzoo import _extension
 from shiftzoo.functional import shift
 
 
@@ -146,9 +147,11 @@ def test_fallback_without_the_extension_warns_and_matches():
 
 def test_baseline_and_avx2_kernels_agree():
     """The kernels are compiled per instruction set; SHIFTZOO_CPU_ISA=baseline forces the
-    portable copy. Both must compute the same values (up to FMA rounding)."""
+    portable copy (chosen once per process: each run is a subprocess, which reports the instruction
+    set it really used). Both must compute the same values (up to FMA rounding)."""
     code = (
         "import torch, shiftzoo\n"
+        "from shiftzoo import _extension\n"
         "g = torch.Generator().manual_seed(0)\n"
         "x = torch.randn(2, 5, 9, 11, generator=g, requires_grad=True)\n"
         "s = (torch.randn(5, 2, generator=g) * 3).requires_grad_()\n"
@@ -157,14 +160,21 @@ def test_baseline_and_avx2_kernels_agree():
         "    y = shiftzoo.functional.shift(x, s, 'reflect', interp, gi)\n"
         "    outs += [y.detach(), *torch.autograd.grad((y * y).sum(), (x, s))]\n"
         "torch.save(outs, __import__('sys').argv[1])\n"
+        "print(_extension.cpu_isa()['active'])\n"
     )
-    results = []
+    results, active = [], []
     for isa in ("baseline", "best"):
         path = f"{os.environ.get('TMPDIR', '/tmp')}/shiftzoo_isa_{isa}_{os.getpid()}.pt"
         env = dict(os.environ, SHIFTZOO_CPU_ISA=isa)
         done = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         results.append(torch.load(path))
+        active.append(done.stdout.strip().splitlines()[-1])
         os.remove(path)
+    compiled = _extension.cpu_isa()["compiled"]
+    assert active[0] == "baseline", active  # the variable really switched the kernels
+    assert active[1] in compiled, (active, compiled)
+    if active[1] == "baseline":
+        pytest.skip(f"this CPU runs only the baseline kernels (compiled: {compiled}): nothing to compare")
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

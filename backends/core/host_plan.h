@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "backends/core/sampling.h"
@@ -91,6 +92,10 @@ inline ShiftPlan host_tabled_plan(const at::Tensor& offsets, const at::Tensor& w
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int k = 0; k < d; ++k) {
       taps.offset = op[c * d + k];
+      // the planner's mark for a non-finite shift (under torch.compile it cannot raise itself)
+      TORCH_CHECK_VALUE(taps.offset != std::numeric_limits<int64_t>::min(),
+                        "shiftzoo.shift: shifts must be finite, got a non-finite value for channel ", c,
+                        ", spatial axis ", k);
       // far beyond any axis (the planner reduces real shifts to within a few axis lengths)
       TORCH_CHECK_VALUE(taps.offset > -(int64_t{1} << 62) && taps.offset < (int64_t{1} << 62),
                         "shiftzoo.shift_tabled: offset ", taps.offset, " of channel ", c, " is out of range");
