@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,9 @@ def test_documented_configs_build():
         model = build_shift(block).eval()
         x = torch.randn(2, _input_channels(yaml.safe_load(block)), 16, 16)
         assert torch.isfinite(model(x)).all()
+
+
+def test_yaml_without_pyyaml_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now raises ImportError
+    with pytest.raises(ConfigError, match=r"^<config>: config string is not JSON, and reading YAML needs PyYAML"):
+        build_shift("type: relu")
