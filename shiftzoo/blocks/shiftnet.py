@@ -1,7 +1,7 @@
 """Convolutional shift blocks: ShiftNet's CSC block and FE-Net's fully-exploited block."""
 from __future__ import annotations
 
-from typing import ClassVar, Dict, Literal
+from typing import ClassVar, Dict, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,7 @@ class CSCBlock(nn.Module):
                  shift: ShiftSpec = "grouped_shift2d", residual: ResidualOrder = "shiftresnet") -> None:
         super().__init__()
         check_positive(in_channels=in_channels, out_channels=out_channels, stride=stride)
-        if residual not in ("shiftresnet", "resnet"):
+        if residual not in get_args(ResidualOrder):
             raise ValueError(f"residual must be 'shiftresnet' or 'resnet', got {residual!r}")
         mid = scaled_width("expansion", expansion, out_channels, "middle")
         self.body = shift_bottleneck(in_channels, mid, out_channels, stride, shift)

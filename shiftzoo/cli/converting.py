@@ -8,8 +8,9 @@ from typing import Any, Dict, List, Tuple
 
 from torch import nn
 
+from ..block_registry import _snake
 from ..builder import ConfigError, build_shift
-from ..convert import ReplaceReport, replace_depthwise
+from ..convert import ReplaceReport, _count, replace_depthwise
 from ..nn.layers import FAMILIES, ShiftLayer
 
 __all__ = ["ConfigConversion", "convert_config", "convert_torchvision"]
@@ -44,8 +45,7 @@ def _layer_config(layer: ShiftLayer) -> Dict[str, Any]:
     """The config that builds ``layer`` again (its constructor's arguments)."""
     config = {key: _plain(value) for key, value in layer._config().items()}
     config.pop("dims", None)
-    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in type(layer).__name__).lstrip("_")
-    return {"type": snake, **config}
+    return {"type": _snake(type(layer).__name__), **config}
 
 
 def convert_config(model_config: Dict[str, Any], layer: str = "sparse", **layer_kwargs: Any) -> ConfigConversion:
@@ -74,8 +74,8 @@ def convert_config(model_config: Dict[str, Any], layer: str = "sparse", **layer_
         return {key: visit(value, f"{path}.{key}" if path else key) for key, value in node.items()}
 
     result.config = visit(result.config, "")
-    result.params_before = sum(p.numel() for p in build_shift(model_config).parameters())
-    result.params_after = sum(p.numel() for p in build_shift(result.config).parameters())
+    result.params_before = _count(build_shift(model_config))
+    result.params_after = _count(build_shift(result.config))
     return result
 
 

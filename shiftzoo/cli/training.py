@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..builder import build_shift
-from ..convert import replace_shifts
-from ..nn.layers import ShiftLayer, SparseShift
+from ..convert import _count, replace_shifts
+from ..nn.layers import ShiftLayer, SparseShift, sparsity_loss
 from .run_config import RunConfig, TrainSettings
 
 __all__ = ["CheckpointError", "Digits", "load_digits", "NetworkRun", "TrainResult", "train", "load_checkpoint",
@@ -108,11 +108,6 @@ def zero_fraction(model: nn.Module) -> Optional[float]:
     return zeros / sum(m.weight.numel() for m in layers)
 
 
-def _sparsity_loss(model: nn.Module) -> Tensor:
-    terms = [m.sparsity_loss() for m in model.modules() if isinstance(m, ShiftLayer)]
-    return torch.stack(terms).sum() if terms else torch.zeros(())
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> float:
     model.eval()
@@ -137,7 +132,7 @@ def _train_epoch(run: NetworkRun, data: Digits, settings: TrainSettings, epoch: 
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
-        (loss + _sparsity_loss(model)).backward()
+        (loss + sparsity_loss(model)).backward()
         optimizer.step()
         loss_sum += loss.item() * len(index)
         correct += (logits.argmax(1) == y).sum().item()
@@ -225,10 +220,6 @@ def train(config: RunConfig, out_dir: Path, *, seed: int = 0, epochs: Optional[i
     return TrainResult(runs, checkpoint, config)
 
 
-def _parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def comparison_table(runs: Dict[str, NetworkRun]) -> str:
     """Test accuracy, parameters, time per epoch and SSL's zero shifts of each network."""
     rows: List[Tuple[str, ...]] = [("network", "test acc", "parameters", "s/epoch", "zero shifts")]
@@ -236,7 +227,7 @@ def comparison_table(runs: Dict[str, NetworkRun]) -> str:
         last = run.history[-1] if run.history else {}
         seconds = [r["seconds"] for r in run.history]
         zeros = last.get("zero_fraction")
-        rows.append((name, f"{100 * last['test_acc']:.1f}%" if last else "—", f"{_parameters(run.model):,}",
+        rows.append((name, f"{100 * last['test_acc']:.1f}%" if last else "—", f"{_count(run.model):,}",
                      f"{sum(seconds) / len(seconds):.2f}" if seconds else "—",
                      f"{100 * zeros:.1f}%" if zeros is not None else "—"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
