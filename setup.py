@@ -6,17 +6,43 @@
 (`make install` does both in a virtual environment.) Objects go to build/temp-<python>-<torch>,
 whatever folder pip asks for, so a rebuild recompiles only what changed (ninja).
 
-Environment: SHIFTZOO_CUDA=0 skips the CUDA sources, SHIFTZOO_CUDA=1 requires them;
-MAX_JOBS caps the parallel compile jobs (ninja).
+Environment: SHIFTZOO_CUDA=0 skips the CUDA sources, SHIFTZOO_CUDA=1 requires them (the default
+builds them where torch has CUDA and nvcc is found); TORCH_CUDA_ARCH_LIST picks the GPU
+architectures (e.g. "9.0"); CUDA_HOME the toolkit (found from nvcc on PATH otherwise); MAX_JOBS
+caps the parallel compile jobs (ninja).
 """
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
-from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = Path(__file__).resolve().parent
+
+
+def find_cuda_home() -> None:
+    """Sets CUDA_HOME to the toolkit of the nvcc on PATH when unset. torch would take nvcc's parent
+    folder, which is wrong where nvcc is a wrapper script (/usr/local/bin/nvcc exec'ing the toolkit's):
+    nvcc itself says where its toolkit is (a `--dryrun` compile prints `#$ TOP=...`)."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or os.environ.get("SHIFTZOO_CUDA") == "0":
+        return
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return
+    try:
+        lines = subprocess.run([nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull], capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        return
+    for line in lines.splitlines():
+        if line.startswith("#$ TOP="):
+            os.environ["CUDA_HOME"] = str(Path(line.split("=", 1)[1].strip()).resolve())
+            return
+
+
+find_cuda_home()
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension  # noqa: E402
 GENERATED = ROOT / "backends" / "generated" / "builtin_plugins.h"
 
 
@@ -56,7 +82,8 @@ def use_cuda(cuda_sources: list) -> bool:
 def extension():
     generate_plugin_list()
     rel = lambda paths: sorted(str(p.relative_to(ROOT)) for p in paths)  # noqa: E731
-    sources = rel([*(ROOT / "backends" / "library").glob("*.cpp"), *(ROOT / "backends" / "cpu").glob("*.cpp")])
+    # backends/cuda/*.cpp: the GPU kernels' host emulation, built everywhere (tests/test_gpu_emulation.py)
+    sources = rel([path for kind in ("library", "cpu", "cuda") for path in (ROOT / "backends" / kind).glob("*.cpp")])
     cuda_sources = rel((ROOT / "backends" / "cuda").glob("*.cu"))
     include_dirs = [str(ROOT)]  # every include names its path from the repository root
     # OpenMP makes at::parallel_for parallel (it links the libgomp that torch already loaded).
@@ -65,7 +92,7 @@ def extension():
     if use_cuda(cuda_sources):
         return CUDAExtension("shiftzoo._C", sources + cuda_sources, include_dirs=include_dirs,
                              extra_link_args=link,
-                             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--use_fast_math"]})
+                             extra_compile_args={"cxx": cxx, "nvcc": ["-O3"]})  # (no fast math: subnormals stay)
     return CppExtension("shiftzoo._C", sources, include_dirs=include_dirs,
                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
 

@@ -35,12 +35,24 @@ reset to ``None`` (outside the timed region) before every run. Row kinds:
 This is a measurement tool: it asserts nothing about time. Before timing, each pure-PyTorch
 comparator's forward is checked against the op's and any mismatch is printed; any error raised by
 a candidate is reported in place of its timing.
+
+``--device cuda`` times the CUDA kernels instead (``run_cuda``): per shape (default
+``64x128x56x56 256x64x56x56 256x1024x7x7``), dtype (float32, bfloat16) and layout (contiguous,
+channels_last), a device-to-device copy (``x.clone()``, with its GB/s), cuDNN's depthwise 3x3
+convolution forward and forward+backward, and the shift rows (nearest forward with GroupedShift's
+integer shifts, linear forward, SSL forward and forward+backward, ActiveShift linear
+forward+backward), timed with CUDA events (``timing.cuda_event_timings``: interleaved rounds of
+``--iters`` iterations each, after warm-up rounds; medians). Reported: ms, ×copy, the fraction
+of the copy's bandwidth a forward reaches (copy ms / op ms: both read and write the tensor once),
+and the speed-up over the depthwise convolution (conv ms / op ms: forward against its forward,
+forward+backward against its forward+backward).
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -53,8 +65,8 @@ from torch import Tensor
 import shiftzoo
 from shiftzoo import reference
 from shiftzoo.functional import shift
-from timing import (Candidate, add_run_options, describe_error, interleaved_timings, machine_info, parse_run_options,
-                    run_under_conditions, strip_options)
+from timing import (Candidate, add_run_options, cuda_event_timings, cuda_info, describe_error, interleaved_timings,
+                    machine_info, parse_run_options, run_under_conditions, strip_options)
 
 Fn = Callable[[Tensor], Tensor]
 Selector = slice | Tensor
@@ -505,16 +517,226 @@ def run_setting(shapes: Sequence[Sequence[int]], dtype_name: str, threads: int, 
             "rows": [r.to_json() for r in results]}
 
 
+# ------------------------------------------------------------------------------------------------
+# CUDA (--device cuda)
+# ------------------------------------------------------------------------------------------------
+
+CUDA_SHAPES = ("64x128x56x56", "256x64x56x56", "256x1024x7x7")
+CUDA_QUICK_SHAPES = ("64x128x56x56",)
+CUDA_LAYOUTS = ("contiguous", "channels_last")
+CUDA_ROUNDS, CUDA_QUICK_ROUNDS, CUDA_WARMUP = 10, 3, 2
+# (row, forward+backward, baseline of its speed-up): the copy first, the convolution, then ours
+CUDA_ROWS = (
+    ("copy", False, None),
+    ("dwconv3x3 fwd", False, None),
+    ("dwconv3x3 fwd+bwd", True, None),
+    ("nearest fwd (grouped)", False, "dwconv3x3 fwd"),
+    ("linear fwd", False, "dwconv3x3 fwd"),
+    ("ssl fwd", False, "dwconv3x3 fwd"),
+    ("ssl fwd+bwd", True, "dwconv3x3 fwd+bwd"),
+    ("active linear fwd+bwd", True, "dwconv3x3 fwd+bwd"),
+)
+
+
+@dataclass
+class CudaRow:
+    shape: str
+    dtype: str
+    layout: str
+    row: str
+    ms: float | None = None
+    q1_ms: float | None = None
+    q3_ms: float | None = None
+    copy_ms: float | None = None
+    dwconv_ms: float | None = None  # the convolution this row's speed-up is against
+    bytes_moved: int = 0  # one read and one write of the input tensor
+    host_bound: bool = False
+    error: str | None = None
+
+    @property
+    def x_copy(self) -> float | None:
+        return None if self.ms is None or self.copy_ms is None else self.ms / self.copy_ms
+
+    @property
+    def copy_bandwidth_fraction(self) -> float | None:
+        """For forwards: the fraction of the copy's bandwidth (same bytes read and written)."""
+        if self.ms is None or self.copy_ms is None or "bwd" in self.row or self.row.startswith("dwconv"):
+            return None
+        return self.copy_ms / self.ms
+
+    @property
+    def speedup_vs_dwconv(self) -> float | None:
+        return None if self.ms is None or self.dwconv_ms is None else self.dwconv_ms / self.ms
+
+    @property
+    def gbps(self) -> float | None:
+        """Bytes read + written by a copy of the tensor per second (the copy row: its bandwidth)."""
+        return None if self.ms is None else self.bytes_moved / (self.ms * 1e-3) / 1e9
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "x_copy": self.x_copy, "copy_bandwidth_fraction": self.copy_bandwidth_fraction,
+                "speedup_vs_dwconv": self.speedup_vs_dwconv, "gbps": self.gbps}
+
+
+def cuda_candidates(shape: Sequence[int], dtype: torch.dtype, channels_last: bool, device: torch.device,
+                    seed: int) -> tuple[dict[str, Candidate], dict[str, str]]:
+    """The candidates of one setting (``CUDA_ROWS``) on one input tensor, each run once to check
+    that it works; rows that raise come back in the second dict with their error."""
+    torch.manual_seed(seed)
+    c, d = shape[1], len(shape) - 2
+    fmt = CHANNELS_LAST.get(len(shape)) if channels_last else torch.contiguous_format
+    x = torch.randn(*shape, device=device, dtype=dtype).contiguous(memory_format=fmt)
+    xg = x.detach().requires_grad_(True)  # same storage
+    g = torch.randn_like(x)
+    w = torch.randn(c, 1, *[3] * d, device=device, dtype=dtype).contiguous(memory_format=fmt)
+    wg = w.detach().clone().requires_grad_(True)
+    conv = CONV[d]
+    real = torch.empty(c, d, device=device).uniform_(-2, 2)  # SSL / Active shifts
+    real_g = real.clone().requires_grad_(True)
+    grouped = shiftnet_shifts(c, d).to(device)  # whole-pixel, frozen, in contiguous groups
+    specs: dict[str, tuple[Fn, bool, tuple[Tensor, ...]]] = {
+        "copy": (torch.clone, False, ()),
+        "dwconv3x3 fwd": (lambda t: conv(t, w, padding=1, groups=c), False, ()),
+        "dwconv3x3 fwd+bwd": (lambda t: conv(t, wg, padding=1, groups=c), True, (wg,)),
+        "nearest fwd (grouped)": (sz(grouped, "zeros", "nearest"), False, ()),
+        "linear fwd": (sz(real, "zeros", "linear"), False, ()),
+        "ssl fwd": (sz(real, "zeros", "nearest", "linear"), False, ()),
+        "ssl fwd+bwd": (sz(real_g, "zeros", "nearest", "linear"), True, (real_g,)),
+        "active linear fwd+bwd": (sz(real_g, "zeros", "linear"), True, (real_g,)),
+    }
+    cands, errors = {}, {}
+    for name, (fn, backward, leaves) in specs.items():
+        cand = make_candidate(fn, xg if backward else x, backward, leaves, g if backward else None)
+        try:
+            cand.reset()
+            cand.run()
+            torch.cuda.synchronize()
+            cands[name] = cand
+        except Exception as e:  # a measurement tool: report, keep going
+            errors[name] = describe_error(e)
+    return cands, errors
+
+
+def bench_cuda_setting(shape: Sequence[int], dtype_name: str, layout: str, device: torch.device, rounds: int,
+                       warmup: int, iters: int, seed: int) -> list[CudaRow]:
+    dtype = getattr(torch, dtype_name)
+    shape_str = "x".join(map(str, shape))
+    cands, errors = cuda_candidates(shape, dtype, layout == "channels_last", device, seed)
+    timings = cuda_event_timings(cands, rounds, warmup, iters)
+    nbytes = 2 * math.prod(shape) * dtype.itemsize
+    rows = []
+    for name, _, baseline in CUDA_ROWS:
+        t = timings.get(name)
+        row = CudaRow(shape_str, dtype_name, layout, name, bytes_moved=nbytes, error=errors.get(name))
+        if t is not None:
+            row.ms, row.q1_ms, row.q3_ms, row.host_bound = t.median_ms, t.q1_ms, t.q3_ms, t.host_bound
+        if "copy" in timings:
+            row.copy_ms = timings["copy"].median_ms
+        if baseline is not None and baseline in timings:
+            row.dwconv_ms = timings[baseline].median_ms
+        rows.append(row)
+    return rows
+
+
+CUDA_TABLE_HEADER = ("| shape | dtype | layout | row | ms | ×copy | of copy bandwidth | speed-up vs dwconv |\n"
+                     "|---|---|---|---|--:|--:|--:|--:|")
+
+
+def cuda_table(rows: Sequence[CudaRow]) -> str:
+    """The rows of the table (CUDA_TABLE_HEADER above them)."""
+    fmt = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
+    lines = []
+    for r in rows:
+        if r.ms is None:
+            ms = f"error ({r.error})" if r.error else "—"
+        else:
+            ms = f"{r.ms:.4f}" + (" (host-bound)" if r.host_bound else "")
+        bandwidth = f"{r.gbps:.0f} GB/s" if r.row == "copy" and r.ms is not None else fmt(r.copy_bandwidth_fraction)
+        lines.append(f"| {r.shape} | {r.dtype} | {r.layout} | {r.row} | {ms} | "
+                     f"{fmt(r.x_copy) if r.row != 'copy' else '1.00'} | {bandwidth} | "
+                     f"{fmt(r.speedup_vs_dwconv)}{'×' if r.speedup_vs_dwconv is not None else ''} |")
+    return "\n".join(lines)
+
+
+def run_cuda(args, argv: Sequence[str]) -> None:
+    """--device cuda: every shape x dtype x layout, printed as one table; JSON with --json."""
+    if not torch.cuda.is_available():
+        sys.exit(f"bench_shift.py: --device cuda but CUDA is not available (torch {torch.__version__})")
+    given = lambda opt: any(a == opt or a.startswith(opt + "=") for a in argv)  # noqa: E731
+    rounds = args.rounds if given("--rounds") else (CUDA_QUICK_ROUNDS if args.quick else CUDA_ROUNDS)
+    warmup = args.warmup if given("--warmup") else (1 if args.quick else CUDA_WARMUP)
+    shapes = args.shapes or [parse_shape(s) for s in (CUDA_QUICK_SHAPES if args.quick else CUDA_SHAPES)]
+    dtypes = args.dtype or ["float32", "bfloat16"]
+    device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark  # the convolution at its best algorithm
+    info = cuda_info()
+    kernels = torch._C._dispatch_has_kernel_for_dispatch_key("shiftzoo::shift", "CUDA")
+    print(f"## shiftzoo.shift on {info['gpu']} (sm_{info['capability'].replace('.', '')}), torch {info['torch']}, "
+          f"CUDA {info['cuda']}, cuDNN {info['cudnn']} (benchmark={info['cudnn_benchmark']}, "
+          f"allow_tf32={info['cudnn_allow_tf32']}); medians of {rounds} interleaved rounds of {args.iters} "
+          f"iterations (+{warmup} warm-up), CUDA events.\n")
+    if not kernels:
+        print("- note: shiftzoo::shift has no CUDA kernel in this build: its rows report the error\n")
+    print("×copy: op / x.clone() of the same tensor. Of copy bandwidth (forwards): copy ms / op ms, both "
+          "reading and writing the tensor once (the copy row: its GB/s, bytes read + written). Speed-up vs "
+          "dwconv: cuDNN's depthwise 3x3 conv ms / op ms (forward vs conv forward, fwd+bwd vs conv fwd+bwd "
+          "with input and weight gradients). (host-bound): queueing the iterations took longer than "
+          "running them; the figure is the host's.\n", flush=True)
+    config = {"shapes": ["x".join(map(str, s)) for s in shapes], "dtypes": dtypes, "layouts": list(args.layouts),
+              "rounds": rounds, "warmup": warmup, "iters": args.iters, "seed": args.seed,
+              "shiftzoo_cuda_kernels": kernels}
+    t_start = time.perf_counter()
+    rows: list[CudaRow] = []
+    print(CUDA_TABLE_HEADER, flush=True)
+    for shape in shapes:
+        for dtype_name in dtypes:
+            for layout in args.layouts:
+                if layout == "channels_last" and len(shape) not in CHANNELS_LAST:
+                    continue
+                setting = bench_cuda_setting(shape, dtype_name, layout, device, rounds, warmup, args.iters, args.seed)
+                rows += setting
+                torch.cuda.empty_cache()
+                print(cuda_table(setting), flush=True)  # setting by setting: a run cut short keeps what it did
+                if args.json:
+                    write_cuda_json(args.json, info, {**config, "elapsed_s": time.perf_counter() - t_start}, rows)
+    elapsed = time.perf_counter() - t_start
+    print(f"\n{len(rows)} rows in {elapsed:.0f} s.")
+    if args.json:
+        write_cuda_json(args.json, info, {**config, "elapsed_s": elapsed, "complete": True}, rows)
+        print(f"wrote {args.json}")
+
+
+def write_cuda_json(path: str, info: dict, config: dict, rows: Sequence[CudaRow]) -> None:
+    with open(path, "w") as f:
+        json.dump({"device": "cuda", "machine": info, "config": {"complete": False, **config},
+                   "rows": [r.to_json() for r in rows]}, f, indent=2)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cpu (default): the CPU kernels; cuda: the CUDA kernels against a copy and cuDNN's "
+                         "depthwise conv, timed with CUDA events (--threads and --malloc do not apply)")
     ap.add_argument("--shapes", nargs="+", type=parse_shape, default=None,
                     help=f"NxCx... shapes, default {' '.join(DEFAULT_SHAPES)} "
-                         f"({' '.join(QUICK_SHAPES)} with --quick)")
+                         f"({' '.join(QUICK_SHAPES)} with --quick); "
+                         f"on cuda {' '.join(CUDA_SHAPES)} ({' '.join(CUDA_QUICK_SHAPES)} with --quick)")
     ap.add_argument("--threads", type=int, nargs="+", default=[2], help="thread counts (default 2)")
-    ap.add_argument("--dtype", choices=("float32", "bfloat16"), nargs="+", default=["float32"])
-    add_run_options(ap, rounds=30, quick="few rounds, two shapes: a smoke test")
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), nargs="+", default=None,
+                    help="default float32 (cpu), float32 bfloat16 (cuda)")
+    ap.add_argument("--layouts", choices=CUDA_LAYOUTS, nargs="+", default=list(CUDA_LAYOUTS),
+                    help="cuda: memory layouts (default both)")
+    ap.add_argument("--iters", type=int, default=10, help="cuda: iterations per timed measurement (default 10)")
+    ap.add_argument("--no-cudnn-benchmark", action="store_true",
+                    help="cuda: leave torch.backends.cudnn.benchmark off (default: on, the conv at its best)")
+    add_run_options(ap, rounds=30, quick="few rounds, two shapes: a smoke test "
+                                         f"(cuda: {CUDA_QUICK_ROUNDS} rounds, one shape)")
     args = parse_run_options(ap, argv)
+    if args.device == "cuda":
+        run_cuda(args, argv)
+        return
+    args.dtype = args.dtype or ["float32"]
 
     shapes = args.shapes or [parse_shape(s) for s in (QUICK_SHAPES if args.quick else DEFAULT_SHAPES)]
     rounds, warmup = args.rounds, args.warmup

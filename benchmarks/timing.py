@@ -1,5 +1,5 @@
 """What the benchmarks share: interleaved timing, the machine's description, and the two allocator
-conditions every figure is reported under.
+conditions every figure is reported under; on CUDA, interleaved timing with CUDA events.
 
 Every op allocates its output. glibc serves large blocks with fresh ``mmap`` pages and gives
 them back when they are freed, so each call pays the kernel's page faults as it first writes its
@@ -153,3 +153,86 @@ def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int) -
 
 def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+
+
+# ------------------------------------------------------------------------------------------------
+# CUDA: CUDA events on the current stream
+# ------------------------------------------------------------------------------------------------
+
+def cuda_sleep_cycles_per_ms() -> float:
+    """How many ``torch.cuda._sleep`` cycles the current GPU spins per millisecond (measured)."""
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    cycles = 10_000_000
+    torch.cuda._sleep(cycles // 10)  # wakes the clocks up
+    start.record()
+    torch.cuda._sleep(cycles)
+    end.record()
+    end.synchronize()
+    return cycles / max(start.elapsed_time(end), 1e-3)
+
+
+@dataclass(frozen=True)
+class CudaTiming(Timing):
+    host_bound: bool = False  # the host took longer to queue the iterations than the GPU to run them
+
+
+def cuda_event_timings(cands: dict[str, Candidate], rounds: int, warmup: int, iters: int,
+                       min_sleep_ms: float = 0.5) -> dict[str, CudaTiming]:
+    """Per-candidate milliseconds per iteration on the GPU, measured with CUDA events on the current
+    stream: each round runs every candidate ``iters`` times between two events, the candidates in a
+    fresh (seeded) random order; the first ``warmup`` rounds are discarded; median and quartiles
+    over the remaining rounds.
+
+    Each measurement starts behind a GPU spin (``torch.cuda._sleep``) at least as long as the host
+    took to queue the previous measurement of that candidate (1.5x that, and ``min_sleep_ms``), so
+    that all ``iters`` iterations are queued before the first one starts: the events then time the
+    GPU's work, not the host's launch rate (the autograd engine's, the Python's). ``host_bound`` says
+    whether, in a timed round, queueing still took longer than the spin before it."""
+    names = list(cands)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    late: dict[str, int] = {k: 0 for k in names}
+    host_ms: dict[str, float] = {k: 5.0 for k in names}  # generous until measured
+    cycles_per_ms = cuda_sleep_cycles_per_ms()
+    rng = random.Random(0)
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(warmup + rounds):
+            order = names[:]
+            rng.shuffle(order)
+            for name in order:
+                cand = cands[name]
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                sleep_ms = max(min_sleep_ms, 1.5 * host_ms[name])
+                torch.cuda.synchronize()
+                torch.cuda._sleep(int(sleep_ms * cycles_per_ms))
+                t0 = time.perf_counter()
+                start.record()
+                for _ in range(iters):
+                    cand.reset()
+                    out = cand.run()
+                    del out
+                end.record()
+                queued_ms = (time.perf_counter() - t0) * 1e3
+                end.synchronize()
+                host_ms[name] = queued_ms
+                if r >= warmup:
+                    times[name].append(start.elapsed_time(end) / iters)
+                    late[name] += queued_ms > sleep_ms
+    finally:
+        gc.enable()
+    result: dict[str, CudaTiming] = {}
+    for name in names:
+        base = Timing.of(times[name])
+        result[name] = CudaTiming(base.median_ms, base.q1_ms, base.q3_ms, host_bound=late[name] > rounds // 2)
+    return result
+
+
+def cuda_info() -> dict:
+    """The GPU, the CUDA and cuDNN versions, and the settings that change the convolution's speed."""
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {"gpu": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}", "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "python": platform.python_version()}

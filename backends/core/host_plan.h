@@ -46,15 +46,10 @@ ShiftPlan host_plan(const at::Tensor& shifts, const Geometry& g, const Sampling&
                     const std::array<int64_t, kAxes>& periods) {
   const int first = g.first_real_axis();
   std::array<int, kAxes> support{1, 1, 1};
-  std::array<int64_t, kAxes> reach{};
   for (int axis = first; axis < kAxes; ++axis) support[axis] = Interp::support;
   ShiftPlan plan(g.channels, support);
-  for (int axis = first; axis < kAxes; ++axis) {
-    plan.step[axis] = sampling.stride[axis];
-    const int64_t n = g.size[axis], begin = sampling.crop_begin[axis];
-    const int64_t m = output_length(n, sampling.stride[axis], begin, sampling.crop_end[axis]);
-    reach[axis] = saturation_reach(n, Interp::support, begin, begin + sampling.stride[axis] * std::max<int64_t>(m - 1, 0));
-  }
+  plan.step = sampling.stride;
+  const std::array<int64_t, kAxes> reach = saturation_reaches(g, sampling, Interp::support);
   const std::vector<double> values = host_values(shifts);
   AxisTaps taps;
   for (int t = 0; t < kMaxSupport; ++t) taps.w[t] = taps.dw[t] = 0.0;  // (beyond the support: never read)

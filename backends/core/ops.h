@@ -11,7 +11,7 @@
 //     using InferencePlan = ...;  // what forward_affine reads (the CPU: cached tap tables)
 //     template <class Padding> static InferencePlan inference_plan(shifts, input geometry, output geometry,
 //         sampling, periods, padding);  // shift_affine's frozen nearest shifts; may be kept between calls
-//     static void forward_affine(input, output, inference plan, pre, post);
+//     template <class Padding> static void forward_affine(input, output, inference plan, pre, post, padding);
 //     template <class Padding> static at::Tensor backward(grad_out, input, grad_in,
 //         value_plan or null, value_padding, grad_plan or null, grad_padding);  // (C, taps) correlations
 //     static at::Tensor contract(plan, input geometry, correlations, Derivative);   // double
@@ -86,7 +86,7 @@ class ShiftOps {
       }
       // the inference form's shifts are frozen: the backend may keep what it derives from them
       const auto plan = Backend::inference_plan(shifts, g, Geometry(output), sampling, periods_of(pad, g), pad);
-      Backend::forward_affine(input, output, plan, pre, post);
+      Backend::forward_affine(input, output, plan, pre, post, pad);
     });
     return output;
   }
@@ -206,7 +206,7 @@ class ShiftOps {
   // post(0) of every channel, broadcast to `output`'s shape: what shift_affine gives where every
   // tap reads nothing.
   static at::Tensor post_of_zero(const AffineSpec& post, const at::Tensor& output) {
-    at::Tensor value = post.scale ? post.bias->to(at::kDouble) : at::zeros({output.size(1)}, at::kDouble);
+    at::Tensor value = post.scale ? post.bias->to(at::kDouble) : at::zeros({output.size(1)}, output.options().dtype(at::kDouble));
     value = value.clamp(post.lo, post.hi).to(output.scalar_type());
     std::vector<int64_t> shape(output.dim(), 1);
     shape[1] = output.size(1);

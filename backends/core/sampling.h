@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/core/geometry.h"
+#include "backends/core/tap_rule.h"
 
 namespace shiftzoo {
 
@@ -65,5 +66,17 @@ struct Sampling {
     return sizes;
   }
 };
+
+// Per axis, the `reach` of reduce_whole (tap_rule.h) for a `support`-tap interpolation on g's
+// input sampled as `sampling` says: beyond it, a saturating padding reads alike.
+inline std::array<int64_t, kAxes> saturation_reaches(const Geometry& g, const Sampling& sampling, int support) {
+  std::array<int64_t, kAxes> reach{};
+  for (int axis = 0; axis < kAxes; ++axis) {
+    const int64_t n = g.size[axis], begin = sampling.crop_begin[axis], step = sampling.stride[axis];
+    const int64_t m = output_length(n, step, begin, sampling.crop_end[axis]);
+    reach[axis] = saturation_reach(n, support, begin, begin + step * (m > 1 ? m - 1 : 0));
+  }
+  return reach;
+}
 
 }  // namespace shiftzoo

@@ -46,8 +46,9 @@ struct CpuBackend {
     return frozen_tables(shifts, in_geom, out_geom, sampling, periods, pad);
   }
 
+  template <class Padding>  // (the tables hold the padding)
   static void forward_affine(const at::Tensor& input, const at::Tensor& output, const InferencePlan& tables,
-                             const AffineSpec& pre, const AffineSpec& post) {
+                             const AffineSpec& pre, const AffineSpec& post, const Padding&) {
     cpu::forward_affine(input, output, *tables, pre, post);
   }
 

@@ -1,10 +1,13 @@
 // The schemas of every shiftzoo operator, in one place. Kernels register per backend
 // (backends/cpu/register.cpp, backends/cuda), the compiled ops' autograd in autograd.cpp beside
 // this; fake kernels (and the runtime-plugin ops' autograd) are registered from Python
-// (shiftzoo/_ops.py), so torch.compile and torch.export see one node per call.
-#include <torch/library.h>
+// (shiftzoo/_ops.py), so torch.compile and torch.export see one node per call. The test-only
+// library shiftzoo_gpu_emulation (backends/cuda/host_emulation.cpp) declares the same schemas.
+#include "backends/library/schemas.h"
 
-TORCH_LIBRARY(shiftzoo, m) {
+namespace shiftzoo {
+
+void define_schemas(torch::Library& m) {
   // out[n, c, y] = sum over taps of input[n, c, pad(p - shifts[c])] (docs/semantics.md), with the
   // compiled plugins `padding` and `interp`, at the positions p = crop_begin + stride * y of
   // [crop_begin, n - crop_end) along each spatial axis (one entry per axis; stride 1 and no crop
@@ -44,3 +47,7 @@ TORCH_LIBRARY(shiftzoo, m) {
       "int[] stride, int[] crop_begin, int[] crop_end, SymInt[] input_size, bool input_grad, "
       "bool weights_grad) -> (Tensor, Tensor)");
 }
+
+}  // namespace shiftzoo
+
+TORCH_LIBRARY(shiftzoo, m) { shiftzoo::define_schemas(m); }
