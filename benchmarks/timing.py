@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -124,12 +124,11 @@ class Timing:
         return cls(statistics.median(samples), q1, q3)
 
 
-def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int) -> dict[str, Timing]:
-    """Per-candidate ms over rounds; each round runs every candidate once, in a random order
-    (seeded: the same orders every run), so that machine noise and allocator drift spread over all
-    candidates alike and none always runs right after the same one."""
-    names = list(cands)
-    times: dict[str, list[float]] = {k: [] for k in names}
+def interleaved_rounds(names: list[str], rounds: int, warmup: int) -> Iterator[tuple[bool, str]]:
+    """(timed, name) for every candidate of every round, each round in a random order (seeded: the
+    same orders every run), so that machine noise and allocator drift spread over all candidates
+    alike and none always runs right after the same one; the first ``warmup`` rounds are not timed.
+    The garbage collector stays off meanwhile."""
     rng = random.Random(0)
     gc.collect()
     gc.disable()
@@ -138,16 +137,23 @@ def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int) -
             order = names[:]
             rng.shuffle(order)
             for name in order:
-                cand = cands[name]
-                cand.reset()
-                t0 = time.perf_counter()
-                out = cand.run()
-                t1 = time.perf_counter()
-                del out
-                if r >= warmup:
-                    times[name].append((t1 - t0) * 1e3)
+                yield r >= warmup, name
     finally:
         gc.enable()
+
+
+def interleaved_timings(cands: dict[str, Candidate], rounds: int, warmup: int) -> dict[str, Timing]:
+    """Per-candidate ms over interleaved rounds (interleaved_rounds): median and quartiles."""
+    times: dict[str, list[float]] = {k: [] for k in cands}
+    for timed, name in interleaved_rounds(list(cands), rounds, warmup):
+        cand = cands[name]
+        cand.reset()
+        t0 = time.perf_counter()
+        out = cand.run()
+        t1 = time.perf_counter()
+        del out
+        if timed:
+            times[name].append((t1 - t0) * 1e3)
     return {k: Timing.of(v) for k, v in times.items()}
 
 
@@ -194,34 +200,25 @@ def cuda_event_timings(cands: dict[str, Candidate], rounds: int, warmup: int, it
     late: dict[str, int] = {k: 0 for k in names}
     host_ms: dict[str, float] = {k: 5.0 for k in names}  # generous until measured
     cycles_per_ms = cuda_sleep_cycles_per_ms()
-    rng = random.Random(0)
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(warmup + rounds):
-            order = names[:]
-            rng.shuffle(order)
-            for name in order:
-                cand = cands[name]
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                sleep_ms = max(min_sleep_ms, 1.5 * host_ms[name])
-                torch.cuda.synchronize()
-                torch.cuda._sleep(int(sleep_ms * cycles_per_ms))
-                t0 = time.perf_counter()
-                start.record()
-                for _ in range(iters):
-                    cand.reset()
-                    out = cand.run()
-                    del out
-                end.record()
-                queued_ms = (time.perf_counter() - t0) * 1e3
-                end.synchronize()
-                host_ms[name] = queued_ms
-                if r >= warmup:
-                    times[name].append(start.elapsed_time(end) / iters)
-                    late[name] += queued_ms > sleep_ms
-    finally:
-        gc.enable()
+    for timed, name in interleaved_rounds(names, rounds, warmup):
+        cand = cands[name]
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        sleep_ms = max(min_sleep_ms, 1.5 * host_ms[name])
+        torch.cuda.synchronize()
+        torch.cuda._sleep(int(sleep_ms * cycles_per_ms))
+        t0 = time.perf_counter()
+        start.record()
+        for _ in range(iters):
+            cand.reset()
+            out = cand.run()
+            del out
+        end.record()
+        queued_ms = (time.perf_counter() - t0) * 1e3
+        end.synchronize()
+        host_ms[name] = queued_ms
+        if timed:
+            times[name].append(start.elapsed_time(end) / iters)
+            late[name] += queued_ms > sleep_ms
     result: dict[str, CudaTiming] = {}
     for name in names:
         base = Timing.of(times[name])

@@ -28,6 +28,7 @@ from torch import nn
 
 import shiftzoo
 from helpers import F64, PADDINGS, fractional_shifts, gen
+from test_shift_values import EDGE_CASES as CPU_EDGE_CASES
 from shiftzoo import plugin_registry, reference
 from shiftzoo._sampling import Sampling
 from shiftzoo.functional import shift
@@ -261,18 +262,9 @@ def test_sampling_in_other_dtypes(device, interp, dims, layout, dtype):
     compare(dev, cpu, dtype, f"{interp}/{dtype}")
 
 
-EDGE_CASES = [
-    # (shape, shifts): batch 0, length-1 axes, |shift| >= axis length, huge shifts
-    ((0, 2, 4, 5), [[1.5, -2.0], [0.0, 3.0]]),
-    ((2, 2, 1, 5), [[1.0, 0.5], [-1.0, -0.25]]),
-    ((2, 2, 1, 1), [[1.0, -1.0], [0.3, 0.6]]),
-    ((1, 2, 1), [[1.0], [-0.5]]),
-    ((1, 3, 1, 1, 4), [[1.0, 0.0, 2.5], [0.0, -1.0, -7.5], [0.4, 0.4, 0.4]]),
-    ((2, 3, 4, 5), [[4.0, -5.0], [-9.5, 12.25], [37.0, -41.0]]),
-    ((2, 2, 6), [[1e6 + 0.5], [-3e7 - 0.25]]),
-    ((1, 2, 3, 4), [[1e30, -1e30], [-2.0**62, 2.0**70]]),
-    ((2, 3, 3, 5, 2), [[1e30, 0.5, -1e30], [-3.5, 1e20, 2.25], [-1e25, -1e25, 1e25]]),
-]
+# the CPU suite's edge cases (batch 0, length-1 axes, shifts beyond the axis, huge shifts), and a 3D one
+EDGE_CASES = [*CPU_EDGE_CASES,
+              ((2, 3, 3, 5, 2), [[1e30, 0.5, -1e30], [-3.5, 1e20, 2.25], [-1e25, -1e25, 1e25]])]
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

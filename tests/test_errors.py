@@ -58,6 +58,7 @@ def test_not_a_tensor():
         shift(X, [[0.0, 0.0]] * 3)
 
 
+@pytest.mark.host_checks
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_shifts(bad):
     s = S.clone()
@@ -111,6 +112,7 @@ def test_the_backward_op_checks_its_sizes():
     assert gi.shape == (1, 3, 6, 8)
 
 
+@pytest.mark.host_checks
 def test_tabled_op_checks_its_plan():
     """shift_tabled called directly with a plan that does not fit the input is refused."""
     x = torch.randn(1, 2, 5)

@@ -510,6 +510,7 @@ def test_shift_matches_reference(data):
             "differs between 1 and 2 threads"
 
 
+@pytest.mark.host_checks
 @FUZZ_SMALL
 @given(dims=st.integers(1, 3), channels=st.integers(1, 6), data=st.data(),
        bad=st.sampled_from([math.nan, math.inf, -math.inf]))

@@ -18,7 +18,7 @@ import torch
 
 from shiftzoo import _tabled, plugin_registry, reference
 from shiftzoo._sampling import Sampling
-from tests.helpers import PADDINGS
+from helpers import PADDINGS, gen
 
 pytestmark = pytest.mark.skipif(not hasattr(torch.ops, "shiftzoo_gpu_emulation")
                                 or not hasattr(torch.ops.shiftzoo_gpu_emulation, "shift"),
@@ -31,10 +31,6 @@ EPS = {torch.float64: 4e-15, torch.float32: 1e-6, torch.float16: 1e-3, torch.bfl
 # the emulation's ops: shiftzoo's schemas, the GPU backend's drivers and kernels
 EMU = torch.ops.shiftzoo_gpu_emulation if hasattr(torch.ops, "shiftzoo_gpu_emulation") else None
 CPU = torch.ops.shiftzoo
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def shape_of(dims: int, batch: int = 2, channels: int = 5) -> tuple:

@@ -30,6 +30,7 @@ def test_unsupported_dtypes_and_shapes(x, s, match):
         shift(x, s, "zeros", "nearest")
 
 
+@pytest.mark.host_checks
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("padding", ["zeros", "runtime_zeros"])
 def test_non_finite_shifts_are_rejected_under_compile(runtime_zeros, bad, padding):

@@ -231,6 +231,7 @@ def test_bad_names_and_unregistering_builtins():
         plugin_registry.unregister("padding", "zeros")
 
 
+@pytest.mark.host_checks
 def test_out_of_range_padding_is_an_error_naming_the_plugin(cleanup):
     shiftzoo.register_padding("too_far", lambda i, n: torch.where(i < 0, i - n, i))  # e.g. -1 -> -1 - n
     shiftzoo.register_padding("moves_inside", lambda i, n: torch.remainder(i + 1, n))

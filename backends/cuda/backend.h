@@ -43,11 +43,13 @@ inline bool fits_index32(std::initializer_list<const at::Tensor*> tensors) {
   return true;
 }
 
-// Calls fn(Index{}) with the index type a call needs.
+// Calls fn(T{}, Index{}) with `tensor`'s floating element type T and the index type a call needs.
 template <class Fn>
-void with_index_type(bool index32, Fn&& fn) {
-  if (index32) return fn(int32_t{});
-  fn(int64_t{});
+void with_types(const at::Tensor& tensor, bool index32, Fn&& fn) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensor.scalar_type(), "shiftzoo", [&] {
+    if (index32) return fn(scalar_t{}, int32_t{});
+    fn(scalar_t{}, int64_t{});
+  });
 }
 
 template <typename Index>
@@ -233,24 +235,23 @@ struct GpuBackend {
     const Geometry in_geom(input), out_geom(output);
     std::vector<at::Tensor> keep;
     auto reads = reads_of(pad, in_geom, keep);  // (not const: decltype names the kernel's member)
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift", [&] {
+    with_types(input, fits_index32({&input, &output}), [&](auto value, auto index) {
+      using scalar_t = decltype(value);
       using A = at::opmath_type<scalar_t>;
+      using Index = decltype(index);
       const at::ScalarType a_type = c10::CppTypeToScalarType<A>::value;
-      with_index_type(fits_index32({&input, &output}), [&](auto index) {
-        using Index = decltype(index);
-        ForwardKernel<scalar_t, A, decltype(reads), Index> kernel{};
-        kernel.in = input.const_data_ptr<scalar_t>();
-        kernel.out = output.mutable_data_ptr<scalar_t>();
-        kernel.in_dims = dims_of<Index>(in_geom);
-        kernel.out_dims = dims_of<Index>(out_geom);
-        kernel.order = memory_order_of<Index>(out_geom);
-        kernel.total = static_cast<Index>(output.numel());
-        kernel.plan = plan.view;
-        kernel.reads = reads;
-        kernel.pre = affine_args<A>(pre, a_type, keep);
-        kernel.post = affine_args<A>(post, a_type, keep);
-        Launcher::launch(input, grid_for(output.numel(), kThreads), kernel);
-      });
+      ForwardKernel<scalar_t, A, decltype(reads), Index> kernel{};
+      kernel.in = input.const_data_ptr<scalar_t>();
+      kernel.out = output.mutable_data_ptr<scalar_t>();
+      kernel.in_dims = dims_of<Index>(in_geom);
+      kernel.out_dims = dims_of<Index>(out_geom);
+      kernel.order = memory_order_of<Index>(out_geom);
+      kernel.total = static_cast<Index>(output.numel());
+      kernel.plan = plan.view;
+      kernel.reads = reads;
+      kernel.pre = affine_args<A>(pre, a_type, keep);
+      kernel.post = affine_args<A>(post, a_type, keep);
+      Launcher::launch(input, grid_for(output.numel(), kThreads), kernel);
     });
   }
 
@@ -282,27 +283,26 @@ struct GpuBackend {
         cursor = entries[axis] + in_geom.channels * len.out[axis] * plan.view.support[axis];
       }
     }
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "shiftzoo.shift_backward", [&] {
+    with_types(grad_out, fits_index32({&grad_out, &grad_in}), [&](auto value, auto index) {
+      using scalar_t = decltype(value);
       using A = at::opmath_type<scalar_t>;
-      with_index_type(fits_index32({&grad_out, &grad_in}), [&](auto index) {
-        using Index = decltype(index);
-        InputGradientKernel<scalar_t, A, Index> kernel{};
-        kernel.grad_out = grad_out.const_data_ptr<scalar_t>();
-        kernel.grad_in = grad_in.mutable_data_ptr<scalar_t>();
-        kernel.grad_dims = dims_of<Index>(grad_geom);
-        kernel.in_dims = dims_of<Index>(in_geom);
-        kernel.order = memory_order_of<Index>(in_geom);
-        kernel.total = static_cast<Index>(grad_in.numel());
-        kernel.plan = plan.view;
-        kernel.lists = lists;
-        for (int axis = 0; axis < kAxes; ++axis) {
-          kernel.in_len[axis] = len.in[axis];
-          kernel.out_len[axis] = len.out[axis];
-          kernel.starts[axis] = starts[axis];
-          kernel.entries[axis] = entries[axis];
-        }
-        Launcher::launch(grad_out, grid_for(grad_in.numel(), kThreads), kernel);
-      });
+      using Index = decltype(index);
+      InputGradientKernel<scalar_t, A, Index> kernel{};
+      kernel.grad_out = grad_out.const_data_ptr<scalar_t>();
+      kernel.grad_in = grad_in.mutable_data_ptr<scalar_t>();
+      kernel.grad_dims = dims_of<Index>(grad_geom);
+      kernel.in_dims = dims_of<Index>(in_geom);
+      kernel.order = memory_order_of<Index>(in_geom);
+      kernel.total = static_cast<Index>(grad_in.numel());
+      kernel.plan = plan.view;
+      kernel.lists = lists;
+      for (int axis = 0; axis < kAxes; ++axis) {
+        kernel.in_len[axis] = len.in[axis];
+        kernel.out_len[axis] = len.out[axis];
+        kernel.starts[axis] = starts[axis];
+        kernel.entries[axis] = entries[axis];
+      }
+      Launcher::launch(grad_out, grid_for(grad_in.numel(), kThreads), kernel);
     });
   }
 
@@ -352,23 +352,23 @@ struct GpuBackend {
     at::Tensor partials = at::empty({C, parts, width}, grad_out.options().dtype(at::kDouble));
     std::vector<at::Tensor> keep;
     auto reads = reads_of(pad, in_geom, keep);  // (not const: decltype names the kernel's member)
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "shiftzoo.shift_backward", [&] {
+    with_types(grad_out, fits_index32({&grad_out, &input}), [&](auto value, auto index) {
+      using scalar_t = decltype(value);
       using A = at::opmath_type<scalar_t>;
-      with_index_type(fits_index32({&grad_out, &input}), [&](auto index) {
-        using Index = decltype(index);
-        CorrelationKernel<scalar_t, A, decltype(reads), Index> kernel{};
-        kernel.grad_out = grad_out.const_data_ptr<scalar_t>();
-        kernel.in = input.const_data_ptr<scalar_t>();
-        kernel.grad_dims = dims_of<Index>(grad_geom);
-        kernel.in_dims = dims_of<Index>(in_geom);
-        kernel.plan = plan.view;
-        kernel.reads = reads;
-        kernel.parts = parts;
-        for (int axis = 0; axis < kAxes; ++axis) kernel.out_len[axis] = Divider<Index>(static_cast<Index>(grad_geom.size[axis]));
-        kernel.per_channel = static_cast<Index>(per_channel);
-        kernel.partials = partials.mutable_data_ptr<double>();
-        Launcher::launch(grad_out, Grid{C * parts, kReduceThreads, width}, kernel);
-      });
+      using Index = decltype(index);
+      CorrelationKernel<scalar_t, A, decltype(reads), Index> kernel{};
+      kernel.grad_out = grad_out.const_data_ptr<scalar_t>();
+      kernel.in = input.const_data_ptr<scalar_t>();
+      kernel.grad_dims = dims_of<Index>(grad_geom);
+      kernel.in_dims = dims_of<Index>(in_geom);
+      kernel.plan = plan.view;
+      kernel.reads = reads;
+      kernel.channels = C;
+      kernel.parts = parts;
+      for (int axis = 0; axis < kAxes; ++axis) kernel.out_len[axis] = Divider<Index>(static_cast<Index>(grad_geom.size[axis]));
+      kernel.per_channel = static_cast<Index>(per_channel);
+      kernel.partials = partials.mutable_data_ptr<double>();
+      Launcher::launch(grad_out, Grid{C * parts, kReduceThreads, width}, kernel);
     });
     return partials;
   }

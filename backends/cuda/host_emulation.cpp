@@ -2,9 +2,7 @@
 // registered for CPU tensors as the library shiftzoo_gpu_emulation, with the schemas of shiftzoo.
 // Compiled into every build, CUDA or not, so that the test suite checks the GPU kernels' bodies
 // on any machine (tests/test_gpu_emulation.py). Not part of the public API.
-#include <torch/library.h>
-
-#include "backends/core/ops.h"
+#include "backends/core/registration.h"
 #include "backends/cuda/backend.h"
 #include "backends/cuda/launch_host.h"
 #include "backends/library/schemas.h"
@@ -29,13 +27,6 @@ TORCH_LIBRARY(shiftzoo_gpu_emulation, m) {
   m.def("set_index32_limit(int limit) -> int", &set_index32_limit);
 }
 
-TORCH_LIBRARY_IMPL(shiftzoo_gpu_emulation, CPU, m) {
-  using Ops = ShiftOps<GpuBackend<HostGrid>>;
-  m.impl("shift", &Ops::shift);
-  m.impl("shift_affine", &Ops::shift_affine);
-  m.impl("shift_backward", &Ops::shift_backward);
-  m.impl("shift_tabled", &Ops::shift_tabled);
-  m.impl("shift_tabled_backward", &Ops::shift_tabled_backward);
-}
+TORCH_LIBRARY_IMPL(shiftzoo_gpu_emulation, CPU, m) { register_kernels<GpuBackend<HostGrid>>(m); }
 
 }  // namespace shiftzoo::gpu

@@ -168,6 +168,26 @@ struct AffineArgs {
   }
 };
 
+// Plan entry e = (channel, axis) of a plan kernel: its weights cleared, and where the input lacks
+// the axis, the identity tap (weight 1 at offset 0). Returns whether the axis is a real one.
+struct PlanEntry {
+  int64_t channel;
+  int axis, first;  // first: the first axis the input has
+  double* w;
+  double* dw;
+  SHIFTZOO_HD PlanEntry(int64_t e, int spatial_dims, int slots, int64_t* offsets, double* taps)
+      : channel(e / 3), axis(static_cast<int>(e % 3)), first(3 - spatial_dims), w(taps + e * 2 * slots), dw(w + slots) {
+    for (int t = 0; t < slots; ++t) w[t] = dw[t] = 0.0;
+    offsets[e] = 0;
+    if (axis < first) w[0] = 1.0;
+  }
+  SHIFTZOO_HD bool real() const { return axis >= first; }
+  // A shift that cannot be honoured (non-finite): NaN weights, so the channel comes out NaN.
+  SHIFTZOO_HD void poison(int slots) const {
+    for (int t = 0; t < slots; ++t) w[t] = dw[t] = std::numeric_limits<double>::quiet_NaN();
+  }
+};
+
 // The plan of a compiled interpolation: one thread per (channel, axis), the tap rule of
 // core/tap_rule.h. A non-finite shift cannot be refused without a host sync: its channel's weights
 // become NaN, so its output is NaN.
@@ -185,35 +205,23 @@ struct PlanKernel {
   SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
     const int64_t e = block * threads + thread;
     if (e >= channels * 3) return;
-    const int64_t c = e / 3;
-    const int axis = static_cast<int>(e % 3), first = 3 - spatial_dims;
-    double* w = taps + e * 2 * slots;
-    double* dw = w + slots;
-    for (int t = 0; t < slots; ++t) w[t] = dw[t] = 0.0;
-    if (axis < first) {  // an axis the input lacks
-      offsets[e] = 0;
-      w[0] = 1.0;
-      return;
-    }
-    const double s = shifts[c * spatial_dims + axis - first];
-    if (!(s - s == 0.0)) {  // infinite or NaN
-      offsets[e] = 0;
-      for (int t = 0; t < slots; ++t) w[t] = dw[t] = std::numeric_limits<double>::quiet_NaN();
-      return;
-    }
+    const PlanEntry entry(e, spatial_dims, slots, offsets, taps);
+    if (!entry.real()) return;
+    const double s = shifts[entry.channel * spatial_dims + entry.axis - entry.first];
+    if (!(s - s == 0.0)) return entry.poison(slots);  // infinite or NaN
     AxisTaps rule;
-    set_axis_taps<Interp>(rule, s, origin[axis], period[axis], reach[axis]);
+    set_axis_taps<Interp>(rule, s, origin[entry.axis], period[entry.axis], reach[entry.axis]);
     offsets[e] = rule.offset;
     for (int t = 0; t < Interp::support; ++t) {
-      w[t] = rule.w[t];
-      dw[t] = rule.dw[t];
+      entry.w[t] = rule.w[t];
+      entry.dw[t] = rule.dw[t];
     }
   }
 };
 
 // The plan of a runtime plugin from the offsets (C, d) and weights (C, d, K) Python computed
-// (shiftzoo/_tabled.py), both contiguous. An offset the planner marked non-finite (int64 min) or
-// beyond +-2**62 poisons its channel with NaN weights, as PlanKernel does.
+// (shiftzoo/_tabled.py), both contiguous; their dweights are applied in Python. An offset the
+// planner marked non-finite (int64 min) or beyond +-2**62 poisons its channel, as PlanKernel does.
 struct TabledPlanKernel {
   static constexpr int phases = 1;
   const int64_t* offsets_in;
@@ -227,25 +235,13 @@ struct TabledPlanKernel {
   SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
     const int64_t e = block * threads + thread;
     if (e >= channels * 3) return;
-    const int64_t c = e / 3;
-    const int axis = static_cast<int>(e % 3), first = 3 - spatial_dims;
-    double* w = taps + e * 2 * slots;
-    double* dw = w + slots;
-    for (int t = 0; t < slots; ++t) w[t] = dw[t] = 0.0;  // a runtime plugin's dweights are applied in Python
-    offsets[e] = 0;
-    if (axis < first) {
-      w[0] = 1.0;
-      return;
-    }
-    const int64_t k = c * spatial_dims + axis - first;
-    const int64_t offset = offsets_in[k];
+    const PlanEntry entry(e, spatial_dims, slots, offsets, taps);
+    if (!entry.real()) return;
+    const int64_t k = entry.channel * spatial_dims + entry.axis - entry.first;
     constexpr int64_t kFar = int64_t{1} << 62;
-    if (offset <= -kFar || offset >= kFar) {
-      for (int t = 0; t < slots; ++t) w[t] = std::numeric_limits<double>::quiet_NaN();
-      return;
-    }
-    offsets[e] = offset;
-    for (int t = 0; t < slots; ++t) w[t] = weights[k * slots + t];
+    if (offsets_in[k] <= -kFar || offsets_in[k] >= kFar) return entry.poison(slots);
+    offsets[e] = offsets_in[k];
+    for (int t = 0; t < slots; ++t) entry.w[t] = weights[k * slots + t];
   }
 };
 
@@ -439,7 +435,7 @@ struct CorrelationKernel {
   Dims5<Index> grad_dims, in_dims;
   PlanView plan;
   Reads reads;
-  int64_t parts;          // blocks per channel
+  int64_t channels, parts;  // blocks per channel
   Divider<Index> out_len[3];  // (D, H, W) of grad_output
   Index per_channel;      // batch * output positions
   double* partials;       // [channel][part][3][slots]
@@ -454,13 +450,16 @@ struct CorrelationKernel {
       if (thread < half)
         for (int j = 0; j < width; ++j) mine[j] += shared[(thread + half) * width + j];
     } else if (thread == 0) {
-      for (int j = 0; j < width; ++j) partials[block * width + j] = shared[j];
+      const int64_t c = block % channels, part = block / channels;
+      for (int j = 0; j < width; ++j) partials[(c * parts + part) * width + j] = shared[j];
     }
   }
 
  private:
   SHIFTZOO_HD void accumulate(int64_t block, int thread, int threads, double* mine) const {
-    const int64_t c = block / parts, part = block % parts;
+    // Blocks run channel-fastest: blocks in flight together read the same positions of
+    // neighbouring channels, which share memory sectors in channels_last layouts.
+    const int64_t c = block % channels, part = block / channels;
     A acc[3][kMaxSupport];
     for (int axis = 0; axis < 3; ++axis)
       for (int t = 0; t < plan.slots; ++t) acc[axis][t] = A(0);
