@@ -13,6 +13,33 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def make_input(shape, dtype, layout, seed=0, device="cpu"):
+    """A tensor of ``shape`` on ``device`` with the given memory layout: "contiguous",
+    "channels_last" (channels innermost, for every rank) or "strided" (every other element of a
+    larger tensor, along C and the last axis). The same values, and the same strides on every
+    device, for the same arguments."""
+    d = len(shape) - 2
+    base = torch.randn(shape, dtype=F64, generator=gen(seed)).to(dtype)
+    if layout == "contiguous":
+        return base.to(device)
+    if layout == "channels_last":
+        perm = (0,) + tuple(range(2, 2 + d)) + (1,)
+        return base.permute(perm).contiguous().to(device).permute(tuple(perm.index(i) for i in range(2 + d)))
+    assert layout == "strided", layout
+    big = torch.zeros((shape[0], 2 * shape[1]) + tuple(shape[2:-1]) + (2 * shape[-1],), dtype=dtype, device=device)
+    view = big[:, ::2, ..., 1::2]
+    view.copy_(base.to(device))
+    return view
+
+
+def output_and_grads(fn, x, s, g, shifts_grad=True):
+    """fn(x, s) and its gradients to x and (if ``shifts_grad``) to s for the upstream gradient g."""
+    x = x.detach().requires_grad_()
+    s = s.detach().requires_grad_(shifts_grad)
+    out = fn(x, s)
+    return (out,) + torch.autograd.grad(out, (x, s) if shifts_grad else (x,), g)
+
+
 def roll_per_channel(x: torch.Tensor, int_shifts: list[list[int]]) -> torch.Tensor:
     """Periodic integer shift: torch.roll of each channel."""
     d = x.dim() - 2

@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 import shiftzoo
-from helpers import F64, PADDINGS, fractional_shifts, gen
+from helpers import F64, PADDINGS, fractional_shifts, gen, make_input, output_and_grads
 from test_shift_values import EDGE_CASES as CPU_EDGE_CASES
+from test_shift_values import LAYOUTS, TOL  # (atol, rtol) per dtype, against the CPU's or the reference's
 from shiftzoo import plugin_registry, reference
 from shiftzoo._sampling import Sampling
 from shiftzoo.functional import shift
@@ -65,10 +66,6 @@ pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=str(SKIP_REASON)
 DEVICES = ["cuda"] + ([f"cuda:{torch.cuda.device_count() - 1}"] if torch.cuda.device_count() > 1 else [])
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
-# (atol, rtol) of a result in the dtype, against the CPU's or the float64 reference's (as test_shift_values)
-TOL = {torch.float64: (1e-12, 1e-12), torch.float32: (2e-5, 1e-5), torch.float16: (2e-3, 2e-3),
-       torch.bfloat16: (2e-2, 1e-2)}
-LAYOUTS = ["contiguous", "channels_last", "strided"]
 # Sizes past a warp and a few thread blocks along the last axis, with odd lengths everywhere.
 SHAPES = {1: (3, 5, 70), 2: (2, 5, 13, 37), 3: (2, 4, 5, 7, 9)}
 # (stride, crop) applied to every axis (as test_strided)
@@ -104,21 +101,6 @@ def _exact_float32():
 # helpers
 # ------------------------------------------------------------------------------------------------
 
-def make_input(shape, dtype, layout, seed, device):
-    """A tensor of ``shape`` on ``device`` with the given memory layout; the same values and the
-    same strides on every device for the same arguments."""
-    d = len(shape) - 2
-    base = torch.randn(shape, dtype=F64, generator=gen(seed)).to(dtype)
-    if layout == "contiguous":
-        return base.to(device)
-    if layout == "channels_last":  # channels innermost, for every rank
-        perm = (0,) + tuple(range(2, 2 + d)) + (1,)
-        return base.permute(perm).contiguous().to(device).permute(tuple(perm.index(i) for i in range(2 + d)))
-    assert layout == "strided"  # every other element of a larger tensor, along C and the last axis
-    big = torch.zeros((shape[0], 2 * shape[1]) + tuple(shape[2:-1]) + (2 * shape[-1],), dtype=dtype, device=device)
-    view = big[:, ::2, ..., 1::2]
-    view.copy_(base.to(device))
-    return view
 
 
 def mixed_shifts(C, dims, seed):
@@ -129,14 +111,6 @@ def mixed_shifts(C, dims, seed):
     return s
 
 
-def grads(fn, x, s, g, shifts_grad=True):
-    """fn(x, s) and its gradients to x and (if asked) s for the upstream gradient g."""
-    x = x.detach().requires_grad_()
-    s = s.detach().requires_grad_(shifts_grad)
-    out = fn(x, s)
-    wrt = (x, s) if shifts_grad else (x,)
-    got = torch.autograd.grad(out, wrt, g)
-    return (out.detach(),) + tuple(got)
 
 
 def assert_close(got, want, dtype, what, scaled=False):
@@ -168,7 +142,7 @@ def compare(dev, cpu, dtype, what="", ref=None):
 
 def reference_grads(x, s, g, padding, interp, grad_interp, **sampling):
     """The float64 reference's output and gradients on the CPU, for x, s and g on any device."""
-    return grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **sampling),
+    return output_and_grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **sampling),
                  x.detach().cpu().to(F64), s.detach().cpu(), g.detach().cpu().to(F64))
 
 
@@ -190,8 +164,8 @@ def run_both(device, shape, dtype, layout, s, padding, interp, grad_interp=None,
                        seed + 1000, "cpu")
     g_dev = g_cpu.to(device)
     fn = lambda a, b: shift(a, b, padding, interp, grad_interp, **sampling)  # noqa: E731
-    dev = grads(fn, x_dev, s.to(device), g_dev, shifts_grad)
-    cpu = grads(fn, x_cpu, s, g_cpu, shifts_grad)
+    dev = output_and_grads(fn, x_dev, s.to(device), g_dev, shifts_grad)
+    cpu = output_and_grads(fn, x_cpu, s, g_cpu, shifts_grad)
     return dev, cpu, x_cpu, g_cpu
 
 
@@ -353,8 +327,8 @@ def test_shifts_in_another_float_dtype(device):
     g = torch.randn(2, 3, 5, 6, generator=gen(10))
     for sdtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         fn = lambda a, b: shift(a, b, "border", "linear")  # noqa: E731
-        dev = grads(fn, x_cpu.to(device), s.to(sdtype).to(device), g.to(device))
-        cpu = grads(fn, x_cpu, s.to(sdtype), g)
+        dev = output_and_grads(fn, x_cpu.to(device), s.to(sdtype).to(device), g.to(device))
+        cpu = output_and_grads(fn, x_cpu, s.to(sdtype), g)
         compare(dev, cpu, torch.float32, f"shifts {sdtype}")
         assert dev[2].dtype == sdtype and dev[2].is_cuda
 
@@ -364,8 +338,8 @@ def test_frozen_shifts_and_gradients_not_asked_for(device):
     x_cpu = torch.randn(2, 6, 9, 11, generator=gen(12))
     s = torch.randint(-2, 3, (6, 2), generator=gen(13)).float()
     g = torch.randn(2, 6, 9, 11, generator=gen(14))
-    dev = grads(lambda a, b: shift(a, b, "reflect", "nearest"), x_cpu.to(device), s.to(device), g.to(device), False)
-    cpu = grads(lambda a, b: shift(a, b, "reflect", "nearest"), x_cpu, s, g, False)
+    dev = output_and_grads(lambda a, b: shift(a, b, "reflect", "nearest"), x_cpu.to(device), s.to(device), g.to(device), False)
+    cpu = output_and_grads(lambda a, b: shift(a, b, "reflect", "nearest"), x_cpu, s, g, False)
     compare(dev, cpu, torch.float32, "frozen")
     # only the shifts get a gradient
     sd = s.to(device).requires_grad_()
@@ -696,7 +670,7 @@ def _det_run(device, kind, layout, stride):
     with torch.no_grad():
         shape = fn(x, s).shape
     g = make_input(tuple(shape), torch.float32, layout, seed=22, device=device)
-    return grads(fn, x, s, g, shifts_grad=not frozen)
+    return output_and_grads(fn, x, s, g, shifts_grad=not frozen)
 
 
 @pytest.mark.parametrize("deterministic", [False, True], ids=["default", "use_deterministic_algorithms"])
@@ -751,7 +725,7 @@ def test_non_finite_shift_gives_nan_in_its_channel_without_raising(device, paddi
     assert gs[1].isnan().all(), "the channel with a non-finite shift must have a NaN shift gradient"
     # the other channels: as on the CPU (which rejects non-finite shifts; the bad channel is left out)
     keep = [0, 2, 3]
-    cpu = grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x_cpu[:, keep], s[keep], g_cpu[:, keep])
+    cpu = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x_cpu[:, keep], s[keep], g_cpu[:, keep])
     assert_close(out[:, keep], cpu[0], torch.float32, "other channels' output")
     assert_close(gx[:, keep], cpu[1], torch.float32, "other channels' input gradient")
     assert_close(gs[keep], cpu[2], torch.float32, "other channels' shift gradient", scaled=True)

@@ -18,7 +18,7 @@ import torch
 
 from shiftzoo import _tabled, plugin_registry, reference
 from shiftzoo._sampling import Sampling
-from helpers import PADDINGS, gen
+from helpers import PADDINGS, gen, make_input, output_and_grads
 
 pytestmark = pytest.mark.skipif(not hasattr(torch.ops, "shiftzoo_gpu_emulation")
                                 or not hasattr(torch.ops.shiftzoo_gpu_emulation, "shift"),
@@ -37,21 +37,6 @@ def shape_of(dims: int, batch: int = 2, channels: int = 5) -> tuple:
     return (batch, channels) + (6, 7, 5)[3 - dims:]
 
 
-def laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
-    """x with the same values in `layout`: contiguous, channels inner (channels_last and kin), or a
-    strided view (every other element of a wider tensor, its axes permuted)."""
-    if layout == "contiguous":
-        return x.contiguous()
-    if layout == "channels_last":
-        order = (0,) + tuple(range(2, x.dim())) + (1,)  # channels innermost, whatever the rank
-        inverse = [order.index(i) for i in range(x.dim())]
-        return x.permute(order).contiguous().permute(inverse)
-    wide = torch.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype).transpose(0, 1).contiguous().transpose(0, 1)
-    view = wide[..., ::2]
-    view.copy_(x)
-    return view
-
-
 def sampling_of(dims: int, sampled: bool) -> Sampling:
     if not sampled:
         return Sampling.of(dims, 1, 0, "test")
@@ -61,10 +46,9 @@ def sampling_of(dims: int, sampled: bool) -> Sampling:
 
 def reference_grads(x, s, g, padding, interp, grad_interp, sampling):
     """Output and both gradients of the float64 reference at x's and s's values."""
-    x64 = x.detach().double().requires_grad_()
-    s64 = s.detach().double().requires_grad_()
-    out = reference.shift(x64, s64, padding, interp, grad_interp, sampling.stride, sampling.crop)
-    gx, gs = torch.autograd.grad(out, (x64, s64), g.double())
+    out, gx, gs = output_and_grads(
+        lambda a, b: reference.shift(a, b, padding, interp, grad_interp, sampling.stride, sampling.crop),
+        x.double(), s.double(), g.double())
     return out.detach(), gx, gs
 
 
@@ -106,7 +90,7 @@ def test_every_plugin_dim_dtype_layout(padding, interp, dims, layout, sampled):
     grad_interp = "linear" if interp == "nearest" else interp  # SparseShift's pair for nearest
     shape = shape_of(dims)
     for dtype in DTYPES:
-        x = laid_out(torch.randn(shape, generator=gen(dims), dtype=torch.float64).to(dtype), layout)
+        x = make_input(shape, dtype, layout, seed=dims)
         s = torch.rand(shape[1], dims, generator=gen(2), dtype=torch.float64) * 16 - 8  # beyond the axes too
         out, gx = run_and_check(x, s, padding, interp, grad_interp, sampling)
         if not sampled:  # the output keeps the input's layout (its strides, where it is dense)
@@ -199,7 +183,7 @@ def test_shift_affine_equals_the_cpu_op(padding, layout):
     for dtype in (torch.float32, torch.float64, torch.bfloat16):
         for dims in (1, 2, 3):
             shape = shape_of(dims)
-            x = laid_out(torch.randn(shape, generator=gen(17)).to(dtype), layout)
+            x = make_input(shape, dtype, layout, seed=17)
             s = (torch.rand(shape[1], dims, generator=gen(18)) * 12 - 6).round()
             C = shape[1]
             scale, bias = torch.rand(C, generator=gen(19)) + 0.5, torch.randn(C, generator=gen(20))
@@ -230,7 +214,7 @@ def test_tabled_ops_equal_the_cpu_ops(padding, dims, layout):
     for interp, grad_interp in (("linear", "linear"), ("nearest", "cubic"), ("quadratic", "quadratic")):
         for sampled in (False, True):
             shape = shape_of(dims)
-            x = laid_out(torch.randn(shape, generator=gen(21), dtype=torch.float64), layout)
+            x = make_input(shape, torch.float64, layout, seed=21)
             s = torch.rand(shape[1], dims, generator=gen(22), dtype=torch.float64) * 16 - 8
             plan = tabled_plans(x, s, padding, interp, grad_interp, sampling_of(dims, sampled))
             out = EMU.shift_tabled(x, *plan)
@@ -274,7 +258,7 @@ def test_int64_indexed_kernels(padding, layout):
     with Index32Limit(16):
         for dims in (1, 2, 3):
             for interp in ("nearest", "linear", "cubic"):
-                x = laid_out(torch.randn(shape_of(dims), generator=gen(25), dtype=torch.float32), layout)
+                x = make_input(shape_of(dims), torch.float32, layout, seed=25)
                 s = torch.rand(5, dims, generator=gen(26), dtype=torch.float64) * 10 - 5
                 run_and_check(x, s, padding, interp, "linear" if interp == "nearest" else interp,
                               sampling_of(dims, dims == 2))

@@ -9,12 +9,11 @@ import torch
 from torch import nn
 
 import shiftzoo
-from helpers import PADDINGS, gen
+from helpers import PADDINGS, gen, make_input
 from shiftzoo import reference
 from shiftzoo._sampling import Sampling
 from shiftzoo.inference import InferenceShift, optimize_for_inference
 from test_convert import TinyMobileNetV2
-from test_shift_values import make_input
 
 
 def fma_map(x, scale, bias, lo, hi):

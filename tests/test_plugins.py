@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import shiftzoo
-from helpers import F64, PADDINGS, gen
+from helpers import F64, PADDINGS, gen, output_and_grads
 from shiftzoo import plugin_registry, reference
 from shiftzoo.functional import shift
 
@@ -41,10 +41,6 @@ def cleanup():
         plugin_registry.unregister(kind, name)
 
 
-def grads(fn, x, s, g):
-    x, s = x.detach().requires_grad_(), s.detach().requires_grad_()
-    out = fn(x, s)
-    return (out,) + torch.autograd.grad(out, (x, s), g)
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -59,8 +55,8 @@ def test_runtime_twin_equals_compiled(runtime_twins, dims, padding, interp, dtyp
     s[1] = torch.tensor([0.5, -1.5, 2.5][:dims])  # ties: odd supports centre on the shift rounded half to even
     g = torch.randn(shape, dtype=F64, generator=gen(10)).to(dtype)
     grad_interp = "linear" if interp == "nearest" else interp
-    compiled = grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
-    runtime = grads(lambda a, b: shift(a, b, "rt_" + padding, "rt_" + interp, "rt_" + grad_interp), x, s, g)
+    compiled = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
+    runtime = output_and_grads(lambda a, b: shift(a, b, "rt_" + padding, "rt_" + interp, "rt_" + grad_interp), x, s, g)
     tol = 1e-12 if dtype == torch.float64 else 1e-6
     for a, b in zip(compiled, runtime):
         torch.testing.assert_close(a, b, atol=tol * (1 + a.abs().max().item()), rtol=tol)
@@ -261,8 +257,8 @@ def test_runtime_plugins_in_every_layout_and_dtype(runtime_twins, dtype):
     layouts = [base, base.contiguous(memory_format=torch.channels_last), base.transpose(2, 3).contiguous().transpose(2, 3)]
     for x in layouts:
         x = x.to(dtype)
-        got = grads(lambda a, b: shift(a, b, "rt_symmetric", "rt_cubic"), x, s, torch.ones_like(x))
-        want = grads(lambda a, b: shift(a, b, "symmetric", "cubic"), x, s, torch.ones_like(x))
+        got = output_and_grads(lambda a, b: shift(a, b, "rt_symmetric", "rt_cubic"), x, s, torch.ones_like(x))
+        want = output_and_grads(lambda a, b: shift(a, b, "symmetric", "cubic"), x, s, torch.ones_like(x))
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
         assert got[0].stride() == want[0].stride()

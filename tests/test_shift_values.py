@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from helpers import (F64, GRID_MODES, GRID_PADDINGS, PADDINGS, fractional_shifts, gen, grid_sample_case_2d,
-                     pad_slice_per_channel, roll_per_channel)
+from helpers import (F64, GRID_MODES, GRID_PADDINGS, PADDINGS, fractional_shifts, gen, grid_sample_case_2d, make_input,
+                     output_and_grads, pad_slice_per_channel, roll_per_channel)
 from shiftzoo import reference
 from shiftzoo.functional import shift
 
@@ -20,28 +20,8 @@ TOL = {torch.float64: (1e-12, 1e-12), torch.float32: (2e-5, 1e-5), torch.float16
 LAYOUTS = ["contiguous", "channels_last", "strided"]
 
 
-def make_input(shape, dtype, layout, seed=0):
-    """A tensor of `shape` with the given memory layout (values independent of the layout)."""
-    d = len(shape) - 2
-    base = torch.randn(shape, dtype=F64, generator=gen(seed)).to(dtype)
-    if layout == "contiguous":
-        return base
-    if layout == "channels_last":  # channels innermost, for every rank
-        perm = (0,) + tuple(range(2, 2 + d)) + (1,)
-        return base.permute(perm).contiguous().permute(tuple(perm.index(i) for i in range(2 + d)))
-    # a non-contiguous view: every other element of a larger tensor, along C and the last axis
-    big = torch.zeros((shape[0], 2 * shape[1]) + shape[2:-1] + (2 * shape[-1],), dtype=dtype)
-    view = big[:, ::2, ..., 1::2]
-    view.copy_(base)
-    return view
 
 
-def gradients(fn, x, s, grad_out):
-    x = x.detach().requires_grad_()
-    s = s.detach().requires_grad_()
-    out = fn(x, s)
-    gx, gs = torch.autograd.grad(out, (x, s), grad_out)
-    return out, gx, gs
 
 
 def check_against_reference(x, s, g, padding, interp):
@@ -49,8 +29,8 @@ def check_against_reference(x, s, g, padding, interp):
     equal the float64 reference's on the same values, to the tolerance of x's dtype. Returns the
     op's (output, input gradient, shift gradient)."""
     grad_interp = "linear" if interp == "nearest" else None
-    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
-    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, interp, grad_interp),
+    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp), x, s, g)
+    ref_out, ref_gx, ref_gs = output_and_grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp),
                                         x.to(F64), s, g.to(F64))
     atol, rtol = TOL[x.dtype]
     torch.testing.assert_close(out.to(F64), ref_out, atol=atol, rtol=rtol)
@@ -97,8 +77,8 @@ def test_edge_shapes_and_shifts(shape, shifts, padding, interp):
     x = torch.randn(shape, dtype=F64, generator=gen(11))
     s = torch.tensor(shifts, dtype=F64)
     g = torch.randn(shape, dtype=F64, generator=gen(12))
-    got = gradients(lambda a, b: shift(a, b, padding, interp), x, s, g)
-    want = gradients(lambda a, b: reference.shift(a, b, padding, interp), x, s, g)
+    got = output_and_grads(lambda a, b: shift(a, b, padding, interp), x, s, g)
+    want = output_and_grads(lambda a, b: reference.shift(a, b, padding, interp), x, s, g)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-12)
 
@@ -155,7 +135,7 @@ def test_shifts_in_another_float_dtype():
     s = fractional_shifts(3, 2, 9)
     for sdtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         sd = s.to(sdtype)
-        out, gx, gs = gradients(lambda a, b: shift(a, b, "border", "linear"), x, sd, torch.ones_like(x))
+        out, gx, gs = output_and_grads(lambda a, b: shift(a, b, "border", "linear"), x, sd, torch.ones_like(x))
         ref = reference.shift(x.double(), sd.double(), "border", "linear")
         torch.testing.assert_close(out.double(), ref, atol=2e-5, rtol=1e-5)
         assert gs.dtype == sdtype
@@ -176,7 +156,7 @@ def test_deterministic_across_runs_and_thread_counts(layout, batch, stride):
     try:
         for n in itertools.chain([1], [max(2, threads)] * 3):
             torch.set_num_threads(n)
-            results.append(gradients(lambda a, b: shift(a, b, "reflect", "nearest", "linear", stride=stride), x, s, g))
+            results.append(output_and_grads(lambda a, b: shift(a, b, "reflect", "nearest", "linear", stride=stride), x, s, g))
     finally:
         torch.set_num_threads(threads)
     for other in results[1:]:
@@ -325,8 +305,8 @@ def test_small_planes_ignore_what_no_tap_reads(dtype, padding):
     x = clean.masked_fill(specials, float("nan"))
     x[..., ::3] = x[..., ::3].masked_fill(specials[..., ::3], float("inf"))
     g = torch.randn(2, c, n, n, dtype=F64, generator=gen(63)).to(dtype)
-    out, gx, gs = gradients(lambda a, b: shift(a, b, padding, "nearest", "linear"), x, s, g)
-    ref_out, ref_gx, ref_gs = gradients(lambda a, b: reference.shift(a, b, padding, "nearest", "linear"),
+    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, "nearest", "linear"), x, s, g)
+    ref_out, ref_gx, ref_gs = output_and_grads(lambda a, b: reference.shift(a, b, padding, "nearest", "linear"),
                                         clean.masked_fill(specials, 0).to(F64), s, g.to(F64))
     assert out.isfinite().all() and gs.isfinite().all()
     atol, rtol = TOL[dtype]
@@ -347,7 +327,7 @@ def test_zero_strides(expand, interp):
     s = torch.rand(5, 2, dtype=F64, generator=gen(53)) * 6 - 3
     g = torch.randn(x.shape, dtype=F64, generator=gen(54))
     grad_interp = "linear" if interp == "nearest" else None
-    got = gradients(lambda a, b: shift(a, b, "reflect", interp, grad_interp), x, s, g)
-    want = gradients(lambda a, b: reference.shift(a, b, "reflect", interp, grad_interp), x.contiguous(), s, g)
+    got = output_and_grads(lambda a, b: shift(a, b, "reflect", interp, grad_interp), x, s, g)
+    want = output_and_grads(lambda a, b: reference.shift(a, b, "reflect", interp, grad_interp), x.contiguous(), s, g)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)

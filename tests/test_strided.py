@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import F64, PADDINGS, fractional_shifts, gen
+from helpers import F64, PADDINGS, fractional_shifts, gen, make_input, output_and_grads
 from shiftzoo import plugin_registry, reference
 from shiftzoo.functional import shift
-from test_shift_values import TOL, make_input
+from test_shift_values import TOL
 
 SHAPES = {1: (2, 3, 11), 2: (2, 3, 9, 10), 3: (2, 3, 5, 6, 7)}
 # (stride, crop) per case, applied to every axis
@@ -27,11 +27,6 @@ def per_axis(value, dims):
     return [value] * dims
 
 
-def grads(fn, x, s, g):
-    x = x.detach().requires_grad_()
-    s = s.detach().requires_grad_()
-    out = fn(x, s)
-    return (out,) + torch.autograd.grad(out, (x, s), g)
 
 
 def check(x, s, padding, interp, stride, crop, atol, rtol, g_seed=3):
@@ -39,8 +34,8 @@ def check(x, s, padding, interp, stride, crop, atol, rtol, g_seed=3):
     kw = dict(stride=stride, crop=crop)
     want = reference.shift(x.to(F64), s, padding, interp, grad_interp, **kw)
     g = torch.randn(want.shape, dtype=F64, generator=gen(g_seed))
-    out, gx, gs = grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s, g.to(x.dtype))
-    ref = grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **kw), x.to(F64), s, g)
+    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s, g.to(x.dtype))
+    ref = output_and_grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **kw), x.to(F64), s, g)
     assert out.shape == want.shape and gx.shape == x.shape
     torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
     torch.testing.assert_close(gx.to(F64), ref[1], atol=atol, rtol=rtol)
@@ -144,8 +139,8 @@ def test_runtime_plugins_stride_like_compiled(padding, interp):
         g = torch.randn(2, 3, 4, 4, dtype=F64, generator=gen(61))
         kw = dict(stride=2, crop=[(1, 0), (-1, 1)])
         grad_interp = "linear" if interp == "nearest" else interp
-        compiled = grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s, g)
-        runtime = grads(lambda a, b: shift(a, b, name, interp, grad_interp, **kw), x, s, g)
+        compiled = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s, g)
+        runtime = output_and_grads(lambda a, b: shift(a, b, name, interp, grad_interp, **kw), x, s, g)
         for a, b in zip(compiled, runtime):
             torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
     finally:

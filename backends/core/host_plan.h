@@ -6,7 +6,6 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>

@@ -206,7 +206,8 @@ class ShiftOps {
   // post(0) of every channel, broadcast to `output`'s shape: what shift_affine gives where every
   // tap reads nothing.
   static at::Tensor post_of_zero(const AffineSpec& post, const at::Tensor& output) {
-    at::Tensor value = post.scale ? post.bias->to(at::kDouble) : at::zeros({output.size(1)}, output.options().dtype(at::kDouble));
+    at::Tensor value = post.scale ? post.bias->to(at::kDouble)
+                                  : at::zeros({output.size(1)}, output.options().dtype(at::kDouble));
     value = value.clamp(post.lo, post.hi).to(output.scalar_type());
     std::vector<int64_t> shape(output.dim(), 1);
     shape[1] = output.size(1);

@@ -255,34 +255,16 @@ struct GpuBackend {
     });
   }
 
-  // Per axis of (D, H, W): the input's and the output's lengths.
-  struct AxisLengths {
-    int64_t in[3], out[3];
-  };
-  static AxisLengths lengths_of(const Geometry& in, const Geometry& out) {
-    return {{in.size[0], in.size[1], in.size[2]}, {out.size[0], out.size[1], out.size[2]}};
-  }
-
   template <class Padding>
   static void input_gradient(const at::Tensor& grad_out, const at::Tensor& grad_in, const Plan& plan,
                              const Padding& pad) {
     const Geometry grad_geom(grad_out), in_geom(grad_in);
-    const AxisLengths len = lengths_of(in_geom, grad_geom);
     // Taps outside the axis read zero: only in-range taps read an input, found by arithmetic.
-    // Otherwise the adjoint lists, of every axis in one int64 buffer (per axis starts, then entries).
-    const bool lists = !outside_is_zero<Padding>::value;
+    // Otherwise the adjoint lists (kept alive in `buffer` for the call).
+    const bool use_lists = !outside_is_zero<Padding>::value;
+    AdjointLists lists{};
     at::Tensor buffer;
-    const int64_t* starts[3] = {nullptr, nullptr, nullptr};
-    const int64_t* entries[3] = {nullptr, nullptr, nullptr};
-    if (lists) {
-      buffer = adjoint_lists(grad_out, in_geom, len, plan, pad);
-      const int64_t* cursor = buffer.const_data_ptr<int64_t>();
-      for (int axis = 0; axis < kAxes; ++axis) {
-        starts[axis] = cursor;
-        entries[axis] = cursor + in_geom.channels * (len.in[axis] + 1);
-        cursor = entries[axis] + in_geom.channels * len.out[axis] * plan.view.support[axis];
-      }
-    }
+    if (use_lists) buffer = adjoint_lists(grad_out, in_geom, grad_geom, plan, pad, lists);
     with_types(grad_out, fits_index32({&grad_out, &grad_in}), [&](auto value, auto index) {
       using scalar_t = decltype(value);
       using A = at::opmath_type<scalar_t>;
@@ -295,39 +277,32 @@ struct GpuBackend {
       kernel.order = memory_order_of<Index>(in_geom);
       kernel.total = static_cast<Index>(grad_in.numel());
       kernel.plan = plan.view;
+      kernel.use_lists = use_lists;
       kernel.lists = lists;
-      for (int axis = 0; axis < kAxes; ++axis) {
-        kernel.in_len[axis] = len.in[axis];
-        kernel.out_len[axis] = len.out[axis];
-        kernel.starts[axis] = starts[axis];
-        kernel.entries[axis] = entries[axis];
-      }
       Launcher::launch(grad_out, grid_for(grad_in.numel(), kThreads), kernel);
     });
   }
 
-  // The adjoint lists of every axis (kernels.h: AdjointListKernel) in one int64 buffer.
+  // The adjoint lists of every axis (kernels.h: AdjointListKernel), built into one int64 buffer,
+  // which is returned; `lists` says where each list lies in it.
   template <class Padding>
-  static at::Tensor adjoint_lists(const at::Tensor& like, const Geometry& in_geom, const AxisLengths& len,
-                                  const Plan& plan, const Padding& pad) {
+  static at::Tensor adjoint_lists(const at::Tensor& like, const Geometry& in_geom, const Geometry& grad_geom,
+                                  const Plan& plan, const Padding& pad, AdjointLists& lists) {
     const int64_t C = in_geom.channels;
-    int64_t total = 0;
-    for (int axis = 0; axis < kAxes; ++axis) total += C * (len.in[axis] + 1 + len.out[axis] * plan.view.support[axis]);
-    at::Tensor buffer = at::empty({total}, like.options().dtype(at::kLong));
+    for (int axis = 0; axis < kAxes; ++axis) {
+      lists.in_len[axis] = in_geom.size[axis];
+      lists.out_len[axis] = grad_geom.size[axis];
+      lists.support[axis] = plan.view.support[axis];
+    }
+    at::Tensor buffer = at::empty({lists.size(C)}, like.options().dtype(at::kLong));
+    lists.place(buffer.mutable_data_ptr<int64_t>(), C);
     std::vector<at::Tensor> keep;
     auto reads = reads_of(pad, in_geom, keep);  // (not const: decltype names the kernel's member)
     AdjointListKernel<decltype(reads)> build{};
     build.plan = plan.view;
     build.reads = reads;
     build.channels = C;
-    int64_t* cursor = buffer.mutable_data_ptr<int64_t>();
-    for (int axis = 0; axis < kAxes; ++axis) {
-      build.in_len[axis] = len.in[axis];
-      build.out_len[axis] = len.out[axis];
-      build.starts[axis] = cursor;
-      build.entries[axis] = cursor + C * (len.in[axis] + 1);
-      cursor = build.entries[axis] + C * len.out[axis] * plan.view.support[axis];
-    }
+    build.lists = lists;
     // (one serial thread per channel and axis: small blocks spread them over the device)
     Launcher::launch(like, grid_for(C * kAxes, 32), build);
     return buffer;

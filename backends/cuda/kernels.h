@@ -37,6 +37,10 @@ struct Dims5 {
     for (int i = 0; i < 5; ++i) o += coord[i] * stride[i];
     return o;
   }
+  // The offset of spatial position (i0, i1, i2) within one (n, c) plane.
+  SHIFTZOO_HD Index spatial(int64_t i0, int64_t i1, int64_t i2) const {
+    return static_cast<Index>(i0) * stride[2] + static_cast<Index>(i1) * stride[3] + static_cast<Index>(i2) * stride[4];
+  }
 };
 
 // n / d for a divisor fixed at launch: int64 indices by division; int32 ones by a multiply-high
@@ -268,16 +272,14 @@ struct ForwardKernel {
     const int64_t c = pos[1];
     const T* base = in + pos[0] * in_dims.stride[0] + pos[1] * in_dims.stride[1];
     const AffineClamp<A> pre_map = pre.at(c), post_map = post.at(c);
+    // the value a tap reads: pre(input) where it reads one, zero where an axis says kZeroTap
+    auto read = [&](int64_t i0, int64_t i1, int64_t i2) {
+      return i0 >= 0 && i1 >= 0 && i2 >= 0 ? pre_map(static_cast<A>(base[in_dims.spatial(i0, i1, i2)])) : A(0);
+    };
     A acc;
     if (plan.slots == 1) {  // nearest: one read, exactly the input's value
-      const int64_t i0 = reads(0, c, pos[2], 0, plan, plan.offset(c, 0));
-      const int64_t i1 = reads(1, c, pos[3], 0, plan, plan.offset(c, 1));
-      const int64_t i2 = reads(2, c, pos[4], 0, plan, plan.offset(c, 2));
-      const bool inside = i0 >= 0 && i1 >= 0 && i2 >= 0;
-      const A v = inside ? pre_map(static_cast<A>(base[static_cast<Index>(i0) * in_dims.stride[2] +
-                                                       static_cast<Index>(i1) * in_dims.stride[3] +
-                                                       static_cast<Index>(i2) * in_dims.stride[4]]))
-                         : A(0);
+      const A v = read(reads(0, c, pos[2], 0, plan, plan.offset(c, 0)), reads(1, c, pos[3], 0, plan, plan.offset(c, 1)),
+                       reads(2, c, pos[4], 0, plan, plan.offset(c, 2)));
       acc = static_cast<A>(plan.w(c, 0)[0] * plan.w(c, 1)[0] * plan.w(c, 2)[0]) * v;  // (1 unless poisoned)
     } else {
       TapReads<A> taps;
@@ -286,12 +288,7 @@ struct ForwardKernel {
       for (int a = 0; a < plan.support[0]; ++a) {
         for (int b = 0; b < plan.support[1]; ++b) {
           for (int t = 0; t < plan.support[2]; ++t) {
-            const int64_t i0 = taps.index[0][a], i1 = taps.index[1][b], i2 = taps.index[2][t];
-            const bool inside = i0 >= 0 && i1 >= 0 && i2 >= 0;
-            const A v = inside ? pre_map(static_cast<A>(base[static_cast<Index>(i0) * in_dims.stride[2] +
-                                                             static_cast<Index>(i1) * in_dims.stride[3] +
-                                                             static_cast<Index>(i2) * in_dims.stride[4]]))
-                               : A(0);
+            const A v = read(taps.index[0][a], taps.index[1][b], taps.index[2][t]);
             acc += taps.w[0][a] * taps.w[1][b] * taps.w[2][t] * v;
           }
         }
@@ -308,25 +305,48 @@ struct ForwardKernel {
 // channel and axis (one thread each), for every input index in increasing (y, t) order, as CSR
 // (starts (n + 1) and entries y << kTapBits | t). Either way, the exact adjoint for every padding
 // and sampling, with no atomics and one summation order.
+//
+// Where the lists lie: per axis, starts [channel][in_len + 1] and entries [channel][out_len * support].
+struct AdjointLists {
+  int64_t* starts[3];
+  int64_t* entries[3];
+  int64_t in_len[3], out_len[3];
+  int support[3];
+  SHIFTZOO_HD int64_t* start(int axis, int64_t c) const { return starts[axis] + c * (in_len[axis] + 1); }
+  SHIFTZOO_HD int64_t* entry(int axis, int64_t c) const { return entries[axis] + c * out_len[axis] * support[axis]; }
+  // The int64 elements all the lists of `channels` channels take.
+  SHIFTZOO_HD int64_t size(int64_t channels) const {
+    int64_t total = 0;
+    for (int axis = 0; axis < 3; ++axis) total += channels * (in_len[axis] + 1 + out_len[axis] * support[axis]);
+    return total;
+  }
+  // Lays the lists out one after another from `base`.
+  SHIFTZOO_HD void place(int64_t* base, int64_t channels) {
+    for (int axis = 0; axis < 3; ++axis) {
+      starts[axis] = base;
+      entries[axis] = base + channels * (in_len[axis] + 1);
+      base = entries[axis] + channels * out_len[axis] * support[axis];
+    }
+  }
+};
+
 template <class Reads>
 struct AdjointListKernel {
   static constexpr int phases = 1;
   PlanView plan;
   Reads reads;
   int64_t channels;
-  int64_t in_len[3], out_len[3];
-  int64_t* starts[3];   // per axis: [channel][in_len + 1]
-  int64_t* entries[3];  // per axis: [channel][out_len * support]
+  AdjointLists lists;
 
   SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
     const int64_t e = block * threads + thread;
     if (e >= channels * 3) return;
     const int axis = static_cast<int>(e / channels);
-    const int64_t c = e % channels, n = in_len[axis], m = out_len[axis];
+    const int64_t c = e % channels, n = lists.in_len[axis], m = lists.out_len[axis];
     const int K = plan.support[axis];
     const int64_t offset = plan.offset(c, axis);
-    int64_t* start = starts[axis] + c * (n + 1);
-    int64_t* entry = entries[axis] + c * m * K;
+    int64_t* start = lists.start(axis, c);
+    int64_t* entry = lists.entry(axis, c);
     for (int64_t p = 0; p <= n; ++p) start[p] = 0;
     for (int64_t y = 0; y < m; ++y)  // count the readers of each index in start[p + 1]
       for (int t = 0; t < K; ++t) {
@@ -355,10 +375,8 @@ struct InputGradientKernel {
   MemoryOrder<Index> order;  // grad_in's
   Index total;
   PlanView plan;
-  int64_t in_len[3], out_len[3];
-  bool lists;  // read the adjoint lists (else: taps inside the axis only, by arithmetic)
-  const int64_t* starts[3];
-  const int64_t* entries[3];
+  bool use_lists;      // read the adjoint lists (else: taps inside the axis only, by arithmetic)
+  AdjointLists lists;  // (only read with use_lists)
 
   // The readers of index p along `axis` of channel c: `count` of them, the i-th is (y, t) if it
   // exists (by arithmetic, tap i reads p only for one y, which may not exist).
@@ -370,11 +388,11 @@ struct InputGradientKernel {
 
     SHIFTZOO_HD Readers(const InputGradientKernel* kernel, int axis_, int64_t c_, int64_t p_)
         : k(kernel), axis(axis_), c(c_), p(p_), begin(0), count(kernel->plan.support[axis_]), list(nullptr) {
-      if (!k->lists) return;
-      const int64_t* start = k->starts[axis] + c * (k->in_len[axis] + 1) + p;
+      if (!k->use_lists) return;
+      const int64_t* start = k->lists.start(axis, c) + p;
       begin = start[0];
       count = start[1] - start[0];
-      list = k->entries[axis] + c * k->out_len[axis] * k->plan.support[axis];
+      list = k->lists.entry(axis, c);
     }
     SHIFTZOO_HD bool get(int64_t i, Index& y, int& t) const {
       if (list != nullptr) {
@@ -386,7 +404,7 @@ struct InputGradientKernel {
       t = static_cast<int>(i);
       const int64_t q = p - k->plan.offset(c, axis) - t, step = k->plan.step[axis];
       const int64_t yy = step == 1 ? q : (q >= 0 ? q / step : -1);
-      if (q < 0 || yy * step != q || yy >= k->out_len[axis]) return false;
+      if (q < 0 || yy * step != q || yy >= static_cast<int64_t>(k->grad_dims.size[2 + axis])) return false;
       y = static_cast<Index>(yy);
       return true;
     }
@@ -412,7 +430,7 @@ struct InputGradientKernel {
         const A wab = wa * static_cast<A>(w1[t1]);
         for (int64_t k = 0; k < r2.count; ++k) {
           if (!r2.get(k, y2, t2)) continue;
-          const A v = static_cast<A>(g[y0 * grad_dims.stride[2] + y1 * grad_dims.stride[3] + y2 * grad_dims.stride[4]]);
+          const A v = static_cast<A>(g[grad_dims.spatial(y0, y1, y2)]);
           acc += wab * static_cast<A>(w2[t2]) * v;
         }
       }
@@ -474,8 +492,7 @@ struct CorrelationKernel {
         rest = q;
       }
       const Index n = rest;
-      const A g = static_cast<A>(g_base[n * grad_dims.stride[0] + y[0] * grad_dims.stride[2] +
-                                        y[1] * grad_dims.stride[3] + y[2] * grad_dims.stride[4]]);
+      const A g = static_cast<A>(g_base[n * grad_dims.stride[0] + grad_dims.spatial(y[0], y[1], y[2])]);
       TapReads<A> taps;
       taps.gather(reads, plan, c, y);
       const T* item = in_base + n * in_dims.stride[0];
@@ -484,9 +501,7 @@ struct CorrelationKernel {
           for (int t = 0; t < plan.support[2]; ++t) {
             const int64_t i0 = taps.index[0][a], i1 = taps.index[1][b], i2 = taps.index[2][t];
             if (i0 < 0 || i1 < 0 || i2 < 0) continue;
-            const A v = g * static_cast<A>(item[static_cast<Index>(i0) * in_dims.stride[2] +
-                                                static_cast<Index>(i1) * in_dims.stride[3] +
-                                                static_cast<Index>(i2) * in_dims.stride[4]]);
+            const A v = g * static_cast<A>(item[in_dims.spatial(i0, i1, i2)]);
             acc[0][a] += v * taps.w[1][b] * taps.w[2][t];
             acc[1][b] += v * taps.w[0][a] * taps.w[2][t];
             acc[2][t] += v * taps.w[0][a] * taps.w[1][b];
