@@ -120,7 +120,10 @@ setup(
     packages=find_packages(include=["shiftzoo", "shiftzoo.*"]),
     install_requires=["torch>=2.4", "einops", "pyyaml", "click>=8", "tqdm"],
     extras_require={"demo": ["scikit-learn", "matplotlib"],  # shiftzoo train's dataset, shiftzoo plot
-                    "test": ["pytest", "numpy", "scikit-learn", "matplotlib", "hypothesis"]},
+                    "onnx": ["onnx", "onnxscript", "onnxruntime"],  # shiftzoo.export_onnx, checked by onnxruntime
+                    "quant": ["torchao"],  # shiftzoo.quantization: PyTorch 2 export quantization
+                    "test": ["pytest", "numpy", "scikit-learn", "matplotlib", "hypothesis", "onnx", "onnxscript",
+                             "onnxruntime", "torchao"]},
     entry_points={"console_scripts": ["shiftzoo = shiftzoo.cli:main"]},
     ext_modules=[extension()],
     cmdclass={"build_ext": IncrementalBuildExtension},

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,8 +40,7 @@ import torch
 from torch import nn
 
 import shiftzoo
-from timing import (Candidate, add_run_options, interleaved_timings, machine_info, parse_run_options,
-                    run_under_conditions, strip_options)
+from timing import Candidate, add_run_options, interleaved_timings, machine_info, parse_run_options, run_suite
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 MODES = ("inference", "train")
@@ -322,11 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--classes", type=int, default=10)
     add_run_options(ap, rounds=15, quick="few rounds: a smoke test")
     args = parse_run_options(ap, argv)
-    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), args.conditions, lambda: run(args))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"runs": parts}, f, indent=2)
-        print(f"wrote {args.json}")
+    run_suite(args, argv, lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,18 @@ def run_under_conditions(argv: Sequence[str], conditions: Sequence[str], run: Ca
     return results
 
 
+def run_suite(args, argv: Sequence[str], run: Callable[[], dict]) -> list[dict]:
+    """``run()`` under each allocator condition of ``args`` (run_under_conditions), the results
+    written to ``args.json`` when asked: one condition's part as it is, several as ``{"runs": [...]}``
+    (so a child process's file is the part its parent reads)."""
+    parts = run_under_conditions(strip_options(argv, ("--malloc", "--json")), args.conditions, run)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(parts[0] if len(parts) == 1 else {"runs": parts}, f, indent=2)
+        print(f"wrote {args.json}")
+    return parts
+
+
 def add_run_options(ap, rounds: int, quick: str) -> None:
     """The options every suite takes: rounds, warm-up, quick, allocator condition, JSON, seed."""
     ap.add_argument("--rounds", type=int, default=None, help=f"timed rounds (default {rounds}; 3 quick)")

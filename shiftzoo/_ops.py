@@ -56,8 +56,8 @@ def _shift_backward_fake(grad_output: Tensor, input: Optional[Tensor], shifts: T
 @torch.library.register_fake("shiftzoo::shift_affine")
 def _shift_affine_fake(input: Tensor, shifts: Tensor, padding: str, stride: List[int], crop_begin: List[int],
                        crop_end: List[int], pre_scale, pre_bias, pre_min, pre_max, post_scale, post_bias, post_min,
-                       post_max) -> Tensor:
-    check_shift_args(input, shifts)
+                       post_max, fill=None) -> Tensor:
+    check_shift_args(input, shifts, integer_data=True)
     return _sampled(input, _output_size(input, stride, crop_begin, crop_end), stride, crop_begin, crop_end)
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NoReturn
 
+import torch
 from torch import Tensor
+
+# The floating dtypes the kernels take.
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 # The input layout of each number of spatial axes.
 AXES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
@@ -35,8 +39,14 @@ def check_batched(where: str, input: Tensor, dims: int, channels: int) -> None:
                          f"with C={channels}: add the batch axis with x.unsqueeze(0)")
 
 
-def check_shift_args(input: Tensor, shifts: Tensor) -> None:
-    """Raises ``ValueError`` (``TypeError`` for non-tensors) naming what was expected and what came."""
+def is_integer_data(input: Tensor) -> bool:
+    """Whether ``input`` holds integer or bool data (which moves by whole pixels only)."""
+    return not (input.dtype.is_floating_point or input.dtype.is_complex)
+
+
+def check_shift_args(input: Tensor, shifts: Tensor, integer_data: bool = False) -> None:
+    """Raises ``ValueError`` (``TypeError`` for non-tensors) naming what was expected and what came.
+    ``integer_data``: integer and bool inputs are accepted too (whole-pixel shifts)."""
     for name, value in (("input", input), ("shifts", shifts)):
         if not isinstance(value, Tensor):
             raise TypeError(f"shiftzoo.shift: {name} must be a torch.Tensor, got {type(value).__name__}")
@@ -46,8 +56,11 @@ def check_shift_args(input: Tensor, shifts: Tensor) -> None:
         raise ValueError(
             "shiftzoo.shift: expected input of shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), "
             f"got {input.dim()} dimensions {tuple(input.shape)}")
-    if not input.dtype.is_floating_point:
-        raise ValueError(f"shiftzoo.shift: expected a floating-point input, got {input.dtype}")
+    if not input.dtype.is_floating_point and not (integer_data and is_integer_data(input)):
+        wanted = "a floating-point, integer or bool" if integer_data else "a floating-point"
+        raise ValueError(f"shiftzoo.shift: expected {wanted} input, got {input.dtype}")
+    if input.dtype.is_floating_point and input.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"shiftzoo.shift: expected a float32, float64, float16 or bfloat16 input, got {input.dtype}")
     if not shifts.dtype.is_floating_point:
         raise ValueError(f"shiftzoo.shift: expected floating-point shifts, got {shifts.dtype}")
     expected = (input.shape[1], input.dim() - 2)
@@ -58,3 +71,10 @@ def check_shift_args(input: Tensor, shifts: Tensor) -> None:
             f"{tuple(input.shape)}, got {tuple(shifts.shape)}")
     if input.device != shifts.device:
         raise ValueError(f"shiftzoo.shift: input is on {input.device} but shifts are on {shifts.device}")
+
+
+def refuse_scripting(module: Any) -> NoReturn:
+    """What ``torch.jit.script`` meets in a shift module (its ``__prepare_scriptable__``): a clear
+    error and the ways that work, instead of TorchScript's complaint about an annotation."""
+    raise TypeError(f"{type(module).__name__}: torch.jit.script cannot compile shiftzoo's layers (PyTorch "
+                    "deprecates TorchScript); use torch.export.export, torch.compile or torch.jit.trace")

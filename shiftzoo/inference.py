@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from . import _extension, functional, plugin_registry, reference
 from ._sampling import CropArg, IntOrInts, Sampling
-from ._validation import check_batched
+from ._validation import check_batched, refuse_scripting
 from .convert import _is_conv
 from .nn.geometry import DepthwiseGeometry
 from .nn.layers import ShiftLayer
@@ -80,6 +80,9 @@ class InferenceShift(nn.Module):
         return torch.ops.shiftzoo.shift_affine(
             input, shifts, self.padding, *self.sampling.op_args(), self.pre_scale, self.pre_bias, *self.pre_bounds,
             self.post_scale, self.post_bias, *self.post_bounds)
+
+    def __prepare_scriptable__(self) -> "InferenceShift":
+        refuse_scripting(self)
 
     def extra_repr(self) -> str:
         parts = [f"channels={self.shifts.shape[0]}", f"padding={self.padding!r}"]

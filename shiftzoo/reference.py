@@ -223,13 +223,15 @@ def shift_axis(
     interp: Union[str, Interp],
     stride: int = 1,
     crop: tuple[int, int] = (0, 0),
+    fill: Optional[Tensor] = None,
 ) -> Tensor:
     """Shift every channel of ``input`` ``(N, C, *S)`` along one spatial axis.
 
     ``axis`` indexes the spatial dims (0 is tensor dim 2); ``shifts`` has shape ``(C,)``:
     ``out[n, c, ..., y, ...] = in[n, c, ..., p - shifts[c], ...]`` at the sampled positions
     ``p = crop[0] + stride * y`` (every position by default), with ``interp`` and ``padding_fn``
-    applied to every tap. Computed in ``input.dtype`` (floating or complex).
+    applied to every tap; a tap that reads nothing reads ``fill[c]`` (``(C,)``; None: zero).
+    Computed in ``input.dtype`` (floating or complex; integer or bool with a single tap: moved).
     """
     padding_fn = _resolve_padding(padding_fn)
     interp = _resolve_interp(interp)
@@ -255,18 +257,23 @@ def shift_axis(
     # (an empty axis reads nothing: a one-element stand-in keeps the gather in bounds)
     source = moved if n > 0 else moved.new_zeros(moved.shape[:-1] + (1,))
     gathered = torch.gather(source, -1, index).unflatten(-1, (size, support))  # (N, C, *rest, size, K)
-    zero = torch.zeros((), dtype=input.dtype, device=input.device)
-    gathered = torch.where(inside.view(lead + (size, support)), gathered, zero)
+    nothing = (torch.zeros((), dtype=input.dtype, device=input.device) if fill is None
+               else fill.to(input.dtype).view(lead + (1, 1)))
+    gathered = torch.where(inside.view(lead + (size, support)), gathered, nothing)
+    if support == 1 and not (input.dtype.is_floating_point or input.dtype.is_complex):
+        return gathered.squeeze(-1).movedim(-1, dim)  # integer data moves as it is (weight 1)
     out = (gathered * weights.view(lead + (1, support))).sum(-1)
     return out.movedim(-1, dim)
 
 
 def _shift_all_axes(input: Tensor, shifts: Tensor, padding_fn: PaddingFn, interp: Interp,
-                    sampling: Optional[Sampling] = None) -> Tensor:
+                    sampling: Optional[Sampling] = None, fill: Optional[Tensor] = None) -> Tensor:
+    # (axis by axis, a tap outside reading fill is the same as every combination with a tap
+    # outside reading it: the weights of each axis sum to 1)
     out = input
     for axis in range(shifts.shape[1]):
         stride, crop = (1, (0, 0)) if sampling is None else (sampling.stride[axis], sampling.crop[axis])
-        out = shift_axis(out, shifts[:, axis], axis, padding_fn, interp, stride, crop)
+        out = shift_axis(out, shifts[:, axis], axis, padding_fn, interp, stride, crop, fill)
     return out
 
 
@@ -278,6 +285,7 @@ def shift(
     grad_interp: Union[str, Interp, None] = None,
     stride: Union[int, Sequence[int]] = 1,
     crop: Union[int, Sequence[Union[int, Sequence[int]]]] = 0,
+    fill: Optional[Tensor] = None,
 ) -> Tensor:
     """Per-channel shift of ``input`` ``(N, C, *S)`` (1 to 3 spatial dims) by ``shifts`` ``(C, d)``.
 
@@ -291,8 +299,12 @@ def shift(
     to the shifts; when it differs, a straight-through construction keeps the output and the input
     gradient of ``interp`` (e.g. SparseShift: ``interp="nearest", grad_interp="linear"``).
 
-    float16/bfloat16 are computed in float32, integer/bool inputs in float64 (rounded back);
-    the result has ``input``'s dtype.
+    A tap that reads nothing (the zeros padding outside the axis) reads ``fill[c]`` (``(C,)``,
+    None: zero) instead of zero.
+
+    float16/bfloat16 are computed in float32; integer/bool inputs are moved exactly by a
+    single-tap interpolation (nearest), else computed in float64 and rounded back; the result
+    has ``input``'s dtype.
     """
     padding_fn = _resolve_padding(padding)
     interp = _resolve_interp(interp)
@@ -306,17 +318,17 @@ def shift(
     dtype = input.dtype
     if dtype in (torch.float16, torch.bfloat16):
         work = input.to(torch.float32)
-    elif dtype.is_floating_point or dtype.is_complex:
+    elif dtype.is_floating_point or dtype.is_complex or (interp.support == 1 and grad_interp is interp):
         work = input
     else:
         work = input.to(torch.float64)
 
     sampling = Sampling.of(input.dim() - 2, stride, crop, "reference.shift")
     if grad_interp is interp:
-        out = _shift_all_axes(work, shifts, padding_fn, interp, sampling)
+        out = _shift_all_axes(work, shifts, padding_fn, interp, sampling, fill)
     else:
-        value = _shift_all_axes(work, shifts.detach(), padding_fn, interp, sampling)
-        surrogate = _shift_all_axes(work.detach(), shifts, padding_fn, grad_interp, sampling)
+        value = _shift_all_axes(work, shifts.detach(), padding_fn, interp, sampling, fill)
+        surrogate = _shift_all_axes(work.detach(), shifts, padding_fn, grad_interp, sampling, fill)
         out = value + (surrogate - surrogate.detach())
 
     if work.dtype is dtype:

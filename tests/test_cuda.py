@@ -13,7 +13,8 @@ What the CUDA backend is held to here, beyond the CPU's semantics (docs/semantic
   both gradients, the other channels are computed as on the CPU (docs/semantics.md);
 * no host synchronisation in the compiled ops (CUDA graph capture, ``set_sync_debug_mode("error")``);
 * kernels run on the current stream and the tensors' own device;
-* outputs and gradients keep the CPU's strides (the drivers allocate them, the same code on both).
+* outputs and gradients keep the CPU's strides (the drivers allocate them, the same code on both);
+* integer data whose channel has a non-finite shift reads nothing (its fill) instead of NaN.
 """
 from __future__ import annotations
 
@@ -560,6 +561,27 @@ def test_shift_affine_maps_and_dtypes(device, maps, dtype, layout):
     else:
         atol, rtol = TOL[dtype]
         torch.testing.assert_close(got.cpu().to(F64), want.to(F64), rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool], ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_integer_data_matches_cpu(device, padding, layout, dtype):
+    """Whole-pixel shifts of integer and bool data (and its fill), exactly as on the CPU; quantized
+    tensors' integers through a layer."""
+    C = 6
+    s = torch.randint(-4, 5, (C, 2), generator=gen(9)).float()
+    s[1, 0] = 1e30
+    base = make_input((2, C, 9, 8), torch.float64, layout, seed=10)
+    x_cpu = torch.empty_strided(base.shape, base.stride(), dtype=dtype).copy_(base * 40 if dtype != torch.bool
+                                                                            else base > 0)
+    x_dev = torch.empty_strided(base.shape, base.stride(), dtype=dtype, device=device).copy_(x_cpu)
+    fill = ((torch.arange(C) % 2) * (1 if dtype == torch.bool else 7)).to(dtype)
+    for stride, crop in [(1, 0), (2, [(1, -1), (0, 2)])]:
+        got = shift(x_dev, s.to(device), padding, "nearest", stride=stride, crop=crop, fill=fill.to(device))
+        want = shift(x_cpu, s, padding, "nearest", stride=stride, crop=crop, fill=fill)
+        assert got.is_cuda and got.dtype == dtype and got.stride() == want.stride()
+        assert torch.equal(got.cpu(), want)
 
 
 def _tiny_mobilenet(family, dtype, memory_format):

@@ -29,7 +29,7 @@ S = torch.zeros(3, 2)
     (X, torch.zeros(4, 2), r"channel mismatch: expected shifts of shape \(C, d\) = \(3, 2\).*got \(4, 2\)"),
     (X, torch.zeros(3, 3), r"expected shifts of shape \(C, d\) = \(3, 2\).*got \(3, 3\)"),
     (X, torch.zeros(6), r"expected shifts of shape \(C, d\) = \(3, 2\).*got \(6,\)"),
-    (X.long(), S, r"expected a floating-point input, got torch.int64"),
+    (X.long(), S, r"torch.int64 input moves by whole pixels only: use interp='nearest', got 'linear'"),
     (X, S.long(), r"expected floating-point shifts, got torch.int64"),
     (X, S.to("meta"), r"input is on cpu but shifts are on meta"),
 ])

@@ -197,6 +197,58 @@ def test_shift_affine_equals_the_cpu_op(padding, layout):
                     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+INTEGER_DTYPES = [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool]
+NO_MAPS = (None, None, -math.inf, math.inf)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_integer_data_moves_exactly(padding, layout):
+    """shift_affine of integer and bool data (moved as unsigned integers of their width), taps
+    outside reading the fill: equal to the reference's integer path, with int32 and int64 indices."""
+    for dims in (1, 2, 3):
+        shape = shape_of(dims)
+        base = make_input(shape, torch.float64, layout, seed=27)
+        s = torch.rand(shape[1], dims, generator=gen(28), dtype=torch.float64) * 14 - 7
+        for dtype in INTEGER_DTYPES:
+            x = torch.empty_strided(base.shape, base.stride(), dtype=dtype).copy_(base * 50 if dtype != torch.bool
+                                                                                  else base > 0)
+            fill = ((torch.arange(shape[1]) % 2 == 0) * (1 if dtype == torch.bool else 9)).to(dtype)
+            for sampled in (False, True):
+                sampling = sampling_of(dims, sampled)
+                want = reference.shift(x, s, padding, "nearest", stride=sampling.stride, crop=sampling.crop, fill=fill)
+                for limit in (None, 16):
+                    if limit is None:
+                        got = EMU.shift_affine(x, s, padding, *sampling.op_args(), *NO_MAPS, *NO_MAPS, fill)
+                    else:
+                        with Index32Limit(limit):
+                            got = EMU.shift_affine(x, s, padding, *sampling.op_args(), *NO_MAPS, *NO_MAPS, fill)
+                    assert got.dtype == dtype and torch.equal(got, want), (dims, dtype, sampled, limit)
+
+
+def test_fill_goes_through_the_post_map():
+    """Floating data: a tap that reads nothing reads the fill, then the post map (bit for bit the CPU op)."""
+    x = make_input((2, 4, 5, 6), torch.float32, "channels_last", seed=29)
+    s = torch.tensor([[2.0, -3.0], [0.0, 7.0], [-1.0, 1.0], [9.0, 0.0]])
+    scale, bias = torch.rand(4, generator=gen(30)) + 0.5, torch.randn(4, generator=gen(31))
+    fill = torch.tensor([0.5, -2.0, 3.0, 0.0])
+    args = (x, s, "zeros", [1, 1], [0, 0], [0, 0], scale, bias, 0.0, 6.0, bias, scale, -1.0, 2.0, fill)
+    got, want = EMU.shift_affine(*args), CPU.shift_affine(*args)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    nothing = (fill.double() * bias.double() + scale.double()).clamp(-1.0, 2.0).float()  # post(fill), one rounding
+    assert torch.equal(want[0, 3, :, :3], nothing[3].expand(5, 3))
+
+
+def test_non_finite_shifts_give_integer_channels_their_fill():
+    """Integer data has no NaN: a channel whose shift is not finite reads nothing (the fill)."""
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.int32).view(2, 3, 4, 5)
+    s = torch.tensor([[math.inf, 0.0], [1.0, -1.0], [0.0, math.nan]], dtype=torch.float64)
+    fill = torch.tensor([-1, -2, -3], dtype=torch.int32)
+    out = EMU.shift_affine(x, s, "reflect", [1, 1], [0, 0], [0, 0], *NO_MAPS, *NO_MAPS, fill)
+    assert (out[:, 0] == -1).all() and (out[:, 2] == -3).all()
+    assert torch.equal(out[:, 1], reference.shift(x[:, 1:2], s[1:2], "reflect", "nearest")[:, 0])
+
+
 def tabled_plans(x, s, padding, interp, grad_interp, sampling):
     """The runtime-plugin op's arguments, planned in Python as shiftzoo does for runtime plugins."""
     pad = plugin_registry.get_padding(padding)

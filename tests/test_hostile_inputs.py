@@ -18,9 +18,8 @@ S = torch.zeros(3, 2)
 
 
 @pytest.mark.parametrize("x, s, match", [
-    (X.to(torch.complex64), S, r"expected a floating-point input, got torch.complex64"),
-    (X > 0, S, r"expected a floating-point input, got torch.bool"),
-    (X.to(torch.int8), S, r"expected a floating-point input, got torch.int8"),
+    (X.to(torch.complex64), S, r"expected a floating-point, integer or bool input, got torch.complex64"),
+    (X.to(torch.float8_e4m3fn), S, r"expected a float32, float64, float16 or bfloat16 input, got torch.float8_e4m3fn"),
     (X, S.to(torch.complex64), r"expected floating-point shifts, got torch.complex64"),
     (X, S.to(torch.int32), r"expected floating-point shifts, got torch.int32"),
     (X, torch.zeros(3, 2, 1), r"expected shifts of shape \(C, d\) = \(3, 2\)"),

@@ -4,12 +4,16 @@
 // op shift_affine) so that one pass over memory does what took five. fma rounds once, as ATen's
 // BatchNorm kernels do; optimize_for_inference checks every folded layer against the modules it
 // replaces, bit for bit, and folds nothing where they differ.
+//
+// Integer data (the same op, whole-pixel shifts of int8 ... int64 and bool tensors, moved as
+// unsigned integers of their width) has no maps: its values move bit for bit.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 #include "plugins/common.h"
 
@@ -29,15 +33,23 @@ SHIFTZOO_HD A clamp_keeping_nan(A v, A lo, A hi) {
   return hi < v ? hi : v;
 }
 
-// One channel's map, in the kernels' precision A.
+// Whether values of precision A go through maps: floating ones do; integers move as they are.
+template <typename A>
+inline constexpr bool kMapsValues = std::is_floating_point_v<A>;
+
+// One channel's map, in the kernels' precision A (the identity for integers).
 template <typename A>
 struct AffineClamp {
   A scale = 1, bias = 0, lo = -std::numeric_limits<A>::infinity(), hi = std::numeric_limits<A>::infinity();
   bool affine = false;
 
   SHIFTZOO_HD A operator()(A v) const {
-    if (affine) v = std::fma(v, scale, bias);
-    return clamp_keeping_nan(v, lo, hi);
+    if constexpr (!kMapsValues<A>) {
+      return v;
+    } else {
+      if (affine) v = std::fma(v, scale, bias);
+      return clamp_keeping_nan(v, lo, hi);
+    }
   }
 };
 

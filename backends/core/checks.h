@@ -7,14 +7,16 @@
 
 #include <optional>
 
+#include "backends/core/element_types.h"
 #include "backends/core/geometry.h"
 #include "backends/core/sampling.h"
 #include "plugins/common.h"
 
 namespace shiftzoo {
 
-// shift / shift_backward: input (N, C, *S) with 1 to 3 spatial axes, shifts (C, d), both floating.
-inline void check_shift_args(const at::Tensor& input, const at::Tensor& shifts) {
+// shift / shift_backward: input (N, C, *S) with 1 to 3 spatial axes, shifts (C, d), both floating
+// (the input may hold integer or bool data where `integer_data`: shift_affine).
+inline void check_shift_args(const at::Tensor& input, const at::Tensor& shifts, bool integer_data = false) {
   TORCH_CHECK_VALUE(input.dim() >= 3 && input.dim() <= 5,
                     "shiftzoo.shift: expected input of shape (N, C, L), (N, C, H, W) or "
                     "(N, C, D, H, W), got ", input.dim(), " dimensions ", input.sizes());
@@ -24,8 +26,9 @@ inline void check_shift_args(const at::Tensor& input, const at::Tensor& shifts) 
                     ") for input ", input.sizes(), ", got ", shifts.sizes());
   TORCH_CHECK_VALUE(input.device() == shifts.device(), "shiftzoo.shift: input is on ",
                     input.device(), " but shifts are on ", shifts.device());
-  TORCH_CHECK_VALUE(at::isFloatingType(input.scalar_type()),
-                    "shiftzoo.shift: expected a floating-point input, got ", input.scalar_type());
+  TORCH_CHECK_VALUE(at::isFloatingType(input.scalar_type()) || (integer_data && is_integer_data(input.scalar_type())),
+                    "shiftzoo.shift: expected a floating-point", integer_data ? ", integer or bool" : "", " input, got ",
+                    input.scalar_type());
   TORCH_CHECK_VALUE(at::isFloatingType(shifts.scalar_type()),
                     "shiftzoo.shift: expected floating-point shifts, got ", shifts.scalar_type());
 }

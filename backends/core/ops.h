@@ -11,7 +11,8 @@
 //     using InferencePlan = ...;  // what forward_affine reads (the CPU: cached tap tables)
 //     template <class Padding> static InferencePlan inference_plan(shifts, input geometry, output geometry,
 //         sampling, periods, padding);  // shift_affine's frozen nearest shifts; may be kept between calls
-//     template <class Padding> static void forward_affine(input, output, inference plan, pre, post, padding);
+//     template <class Padding> static void forward_affine(input, output, inference plan, pre, post,
+//         fill (C,) or none, padding);  // integer and bool data too (core/element_types.h)
 //     template <class Padding> static at::Tensor backward(grad_out, input, grad_in,
 //         value_plan or null, value_padding, grad_plan or null, grad_padding);  // (C, taps) correlations
 //     static at::Tensor contract(plan, input geometry, correlations, Derivative);   // double
@@ -26,6 +27,7 @@
 #include <ATen/ops/zeros_like.h>
 
 #include <array>
+#include <cmath>
 #include <optional>
 #include <string_view>
 #include <tuple>
@@ -66,27 +68,30 @@ class ShiftOps {
   }
 
   // The inference form: a whole-pixel shift (interp nearest) with the per-channel maps pre and
-  // post folded in (core/channel_affine.h): out = post(shift(pre(input))).
+  // post folded in (core/channel_affine.h): out = post(shift(pre(input))), where a tap that reads
+  // nothing reads fill[c] (zero without fill). Integer and bool data move as they are (no maps).
   static at::Tensor shift_affine(const at::Tensor& input, const at::Tensor& shifts, c10::string_view padding,
                                  at::IntArrayRef stride, at::IntArrayRef crop_begin, at::IntArrayRef crop_end,
                                  const std::optional<at::Tensor>& pre_scale, const std::optional<at::Tensor>& pre_bias,
                                  double pre_min, double pre_max, const std::optional<at::Tensor>& post_scale,
-                                 const std::optional<at::Tensor>& post_bias, double post_min, double post_max) {
-    check_shift_args(input, shifts);
+                                 const std::optional<at::Tensor>& post_bias, double post_min, double post_max,
+                                 const std::optional<at::Tensor>& fill) {
+    check_shift_args(input, shifts, /*integer_data=*/true);
     const AffineSpec pre = affine_spec(pre_scale, pre_bias, pre_min, pre_max, input, "pre");
     const AffineSpec post = affine_spec(post_scale, post_bias, post_min, post_max, input, "post");
+    const std::optional<at::Tensor> fill_values = fill_spec(fill, input);
     const Sampling sampling(stride, crop_begin, crop_end, input.dim() - 2);
     at::Tensor output = sampled_like(input, sampling);
     const Geometry g(input);
     with_padding(padding, [&](auto pad) {
       if (output.numel() == 0 || reads_nothing(input.sizes())) {
         compiled_plan(shifts, g, sampling, "nearest", pad);  // rejects non-finite shifts, even with no data
-        if (output.numel() > 0) output.copy_(post_of_zero(post, output));
+        if (output.numel() > 0) output.copy_(post_of_fill(post, fill_values, output));
         return;
       }
       // the inference form's shifts are frozen: the backend may keep what it derives from them
       const auto plan = Backend::inference_plan(shifts, g, Geometry(output), sampling, periods_of(pad, g), pad);
-      Backend::forward_affine(input, output, plan, pre, post, pad);
+      Backend::forward_affine(input, output, plan, pre, post, fill_values, pad);
     });
     return output;
   }
@@ -178,9 +183,13 @@ class ShiftOps {
   }
 
   // One of shift_affine's maps, checked: scale and bias (C,) floating, on the input's device,
-  // both or neither; bounds lo <= hi.
+  // both or neither; bounds lo <= hi; none for integer data.
   static AffineSpec affine_spec(const std::optional<at::Tensor>& scale, const std::optional<at::Tensor>& bias,
                                 double lo, double hi, const at::Tensor& input, const char* which) {
+    TORCH_CHECK_VALUE(!is_integer_data(input.scalar_type()) ||
+                          (!scale.has_value() && !bias.has_value() && std::isinf(lo) && lo < 0 && std::isinf(hi) && hi > 0),
+                      "shiftzoo.shift_affine: ", input.scalar_type(), " data moves as it is: the ", which,
+                      " map (scale, bias, bounds) needs a floating-point input");
     TORCH_CHECK_VALUE(scale.has_value() == bias.has_value(), "shiftzoo.shift_affine: ", which,
                       "_scale and ", which, "_bias must be given together");
     for (const auto* t : {&scale, &bias}) {
@@ -195,6 +204,16 @@ class ShiftOps {
     return {scale, bias, lo, hi};
   }
 
+  // shift_affine's fill, checked: (C,) of the input's dtype, on its device; contiguous for the kernels.
+  static std::optional<at::Tensor> fill_spec(const std::optional<at::Tensor>& fill, const at::Tensor& input) {
+    if (!fill.has_value()) return std::nullopt;
+    TORCH_CHECK_VALUE(fill->dim() == 1 && fill->size(0) == input.size(1) && fill->scalar_type() == input.scalar_type() &&
+                          fill->device() == input.device(),
+                      "shiftzoo.shift_affine: expected fill of shape (", input.size(1), ",), ", input.scalar_type(),
+                      ", on ", input.device(), ", got ", fill->scalar_type(), " ", fill->sizes(), " on ", fill->device());
+    return fill->contiguous();
+  }
+
   // Whether the input has an empty spatial axis: then every tap of every output reads nothing
   // (the padding has no index to give), whatever the padding.
   static bool reads_nothing(at::IntArrayRef input_sizes) {
@@ -203,12 +222,16 @@ class ShiftOps {
     return false;
   }
 
-  // post(0) of every channel, broadcast to `output`'s shape: what shift_affine gives where every
-  // tap reads nothing.
-  static at::Tensor post_of_zero(const AffineSpec& post, const at::Tensor& output) {
-    at::Tensor value = post.scale ? post.bias->to(at::kDouble)
-                                  : at::zeros({output.size(1)}, output.options().dtype(at::kDouble));
-    value = value.clamp(post.lo, post.hi).to(output.scalar_type());
+  // post(fill) of every channel (fill: zero where absent), broadcast to `output`'s shape: what
+  // shift_affine gives where every tap reads nothing. (In double: the kernels' fma rounds once.)
+  static at::Tensor post_of_fill(const AffineSpec& post, const std::optional<at::Tensor>& fill,
+                                 const at::Tensor& output) {
+    at::Tensor value = fill ? *fill : at::zeros({output.size(1)}, output.options());
+    if (!is_integer_data(output.scalar_type())) {
+      value = value.to(at::kDouble);
+      if (post.scale) value = value.mul(post.scale->to(at::kDouble)).add(post.bias->to(at::kDouble));
+      value = value.clamp(post.lo, post.hi).to(output.scalar_type());
+    }
     std::vector<int64_t> shape(output.dim(), 1);
     shape[1] = output.size(1);
     return value.view(shape).expand(output.sizes());

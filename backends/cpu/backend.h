@@ -48,8 +48,9 @@ struct CpuBackend {
 
   template <class Padding>  // (the tables hold the padding)
   static void forward_affine(const at::Tensor& input, const at::Tensor& output, const InferencePlan& tables,
-                             const AffineSpec& pre, const AffineSpec& post, const Padding&) {
-    cpu::forward_affine(input, output, *tables, pre, post);
+                             const AffineSpec& pre, const AffineSpec& post, const std::optional<at::Tensor>& fill,
+                             const Padding&) {
+    cpu::forward_affine(input, output, *tables, pre, post, fill);
   }
 
   // `input` has the input's geometry (the input itself, or where only the input gradient is

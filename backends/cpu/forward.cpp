@@ -4,8 +4,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
+#include "backends/core/element_types.h"
 #include "backends/core/host_plan.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/launch.h"
@@ -80,37 +82,43 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
   });
 }
 
-// One map per channel, in A, from the op's spec (scale and bias read in host memory).
+// One map per channel, in A, from the op's spec (scale and bias read in host memory); identity
+// maps for integer data, which has none (the op refuses them).
 template <typename A>
 std::vector<AffineClamp<A>> channel_maps(const AffineSpec& spec, int64_t channels) {
   std::vector<AffineClamp<A>> maps(channels);
-  // read in place, as the shifts are (no conversion op per call)
-  const std::vector<double> scale = spec.scale ? host_values(*spec.scale) : std::vector<double>();
-  const std::vector<double> bias = spec.bias ? host_values(*spec.bias) : std::vector<double>();
-  const double* scales = spec.scale ? scale.data() : nullptr;
-  const double* biases = spec.bias ? bias.data() : nullptr;
-  for (int64_t c = 0; c < channels; ++c) {
-    AffineClamp<A>& m = maps[c];
-    m.lo = static_cast<A>(spec.lo);
-    m.hi = static_cast<A>(spec.hi);
-    if (!scales) continue;
-    m.affine = true;
-    m.scale = static_cast<A>(scales[c]);
-    m.bias = static_cast<A>(biases[c]);
+  if constexpr (kMapsValues<A>) {
+    // read in place, as the shifts are (no conversion op per call)
+    const std::vector<double> scale = spec.scale ? host_values(*spec.scale) : std::vector<double>();
+    const std::vector<double> bias = spec.bias ? host_values(*spec.bias) : std::vector<double>();
+    const double* scales = spec.scale ? scale.data() : nullptr;
+    const double* biases = spec.bias ? bias.data() : nullptr;
+    for (int64_t c = 0; c < channels; ++c) {
+      AffineClamp<A>& m = maps[c];
+      m.lo = static_cast<A>(spec.lo);
+      m.hi = static_cast<A>(spec.hi);
+      if (!scales) continue;
+      m.affine = true;
+      m.scale = static_cast<A>(scales[c]);
+      m.bias = static_cast<A>(biases[c]);
+    }
   }
   return maps;
 }
 
+// T: a floating type, or the unsigned integer integer data moves as (its pointers cast to it).
 template <typename T>
 void forward_affine_typed(const at::Tensor& input, const at::Tensor& output, const TapTables& taps,
-                          const AffineSpec& pre_spec, const AffineSpec& post_spec) {
+                          const AffineSpec& pre_spec, const AffineSpec& post_spec,
+                          const std::optional<at::Tensor>& fill_values) {
   using A = at::opmath_type<T>;
-  const Kernels<T>& k = kernels<T>();
+  const AffineKernels<T>& k = affine_kernels<T>();
   const Geometry in_geom(input), out_geom(output);
   const std::vector<AffineClamp<A>> pre = channel_maps<A>(pre_spec, in_geom.channels);
   const std::vector<AffineClamp<A>> post = channel_maps<A>(post_spec, in_geom.channels);
-  const T* in_data = input.const_data_ptr<T>();
-  T* out_data = output.mutable_data_ptr<T>();
+  const T* in_data = static_cast<const T*>(input.const_data_ptr());
+  T* out_data = static_cast<T*>(output.mutable_data_ptr());
+  const T* fill = fill_values ? static_cast<const T*>(fill_values->const_data_ptr()) : nullptr;
   if (channels_inner(in_geom) && channels_inner(out_geom)) {
     const int64_t rows = out_geom.batch * out_geom.size[0] * out_geom.size[1];
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / (out_geom.size[2] * out_geom.channels));
@@ -119,24 +127,24 @@ void forward_affine_typed(const at::Tensor& input, const at::Tensor& output, con
     const std::vector<Span>& runs =
         channel_vectors(in_geom, out_geom, input.element_size()) ? taps.equal_runs() : kNoRuns;
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      k.forward_rows_affine_channels_inner(in_data, out_data, in_geom, out_geom, taps, runs, pre.data(), post.data(),
-                                           begin, end);
+      k.rows_channels_inner(in_data, out_data, in_geom, out_geom, taps, runs, pre.data(), post.data(), fill, begin,
+                            end);
     });
     return;
   }
   for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
-    k.forward_plane_affine(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom,
-                           taps[c], pre[c], post[c]);
+    k.plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom, taps[c], pre[c],
+            post[c], fill ? fill[c] : T(0));
   });
 }
 
 }  // namespace
 
 void forward_affine(const at::Tensor& input, const at::Tensor& output, const TapTables& taps, const AffineSpec& pre,
-                    const AffineSpec& post) {
+                    const AffineSpec& post, const std::optional<at::Tensor>& fill) {
   if (output.numel() == 0) return;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "shiftzoo.shift_affine", [&] {
-    forward_affine_typed<scalar_t>(input, output, taps, pre, post);
+  with_data_type(input.scalar_type(), [&](auto value) {
+    forward_affine_typed<decltype(value)>(input, output, taps, pre, post, fill);
   });
 }
 

@@ -22,6 +22,22 @@
 
 namespace shiftzoo::cpu {
 
+// The inference form's kernels (op shift_affine) of element type T: a floating type, or the
+// unsigned integer that integer and bool data of its width moves as (core/element_types.h).
+template <typename T>
+struct AffineKernels {
+  using Accum = at::opmath_type<T>;
+  // One plane (n, c) whose channels are not inner, with the channel's maps and fill (what a tap
+  // that reads nothing reads).
+  void (*plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom, const ChannelTaps& taps,
+                const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post, T fill);
+  // Output rows [row_begin, row_end) of a channels-inner layout, with every channel's maps and
+  // fill (null: zeros).
+  void (*rows_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
+                              const TapTables& taps, const std::vector<Span>& runs, const AffineClamp<Accum>* pre,
+                              const AffineClamp<Accum>* post, const T* fill, int64_t row_begin, int64_t row_end);
+};
+
 // The kernels of element type T (half types accumulate in float: Accum).
 template <typename T>
 struct Kernels {
@@ -48,15 +64,8 @@ struct Kernels {
   void (*copy_rows_channel_runs)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                                  const TapTables& taps, const std::vector<Span>& runs, int64_t row_begin,
                                  int64_t row_end);
-  // The inference form (shift_affine): one plane (n, c) whose channels are not inner, with the
-  // channel's maps; output rows [row_begin, row_end) of a channels-inner layout, with every
-  // channel's.
-  void (*forward_plane_affine)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
-                               const ChannelTaps& taps, const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post);
-  void (*forward_rows_affine_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
-                                             const TapTables& taps, const std::vector<Span>& runs,
-                                             const AffineClamp<Accum>* pre,
-                                             const AffineClamp<Accum>* post, int64_t row_begin, int64_t row_end);
+  // The inference form (shift_affine).
+  AffineKernels<T> affine;
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,
                           const ChannelTaps& taps, double* corr, Scratch& scratch);
@@ -91,6 +100,11 @@ struct KernelSet {
   Kernels<double> f64;
   Kernels<c10::Half> f16;
   Kernels<c10::BFloat16> bf16;
+  // integer and bool data, by width: the inference form only
+  AffineKernels<uint8_t> u8;
+  AffineKernels<uint16_t> u16;
+  AffineKernels<uint32_t> u32;
+  AffineKernels<uint64_t> u64;
 
   template <typename T>
   const Kernels<T>& of() const {
@@ -98,6 +112,15 @@ struct KernelSet {
     else if constexpr (std::is_same_v<T, double>) return f64;
     else if constexpr (std::is_same_v<T, c10::Half>) return f16;
     else return bf16;
+  }
+
+  template <typename T>
+  const AffineKernels<T>& affine_of() const {
+    if constexpr (std::is_same_v<T, uint8_t>) return u8;
+    else if constexpr (std::is_same_v<T, uint16_t>) return u16;
+    else if constexpr (std::is_same_v<T, uint32_t>) return u32;
+    else if constexpr (std::is_same_v<T, uint64_t>) return u64;
+    else return of<T>().affine;
   }
 };
 
@@ -107,11 +130,22 @@ const KernelSet* avx2_kernels();      // isa_avx2.cpp: null where the compiler c
 // Whether the AVX2 copies run here: compiled in, supported by this CPU, not switched off.
 bool use_avx2();
 
+// The kernel set for this machine.
+inline const KernelSet& kernel_set() {
+  static const KernelSet& set = use_avx2() ? *avx2_kernels() : baseline_kernels();
+  return set;
+}
+
 // The kernels of T for this machine.
 template <typename T>
 const Kernels<T>& kernels() {
-  static const KernelSet& set = use_avx2() ? *avx2_kernels() : baseline_kernels();
-  return set.of<T>();
+  return kernel_set().of<T>();
+}
+
+// The inference form's kernels of T for this machine.
+template <typename T>
+const AffineKernels<T>& affine_kernels() {
+  return kernel_set().affine_of<T>();
 }
 
 }  // namespace shiftzoo::cpu

@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
 #include "backends/core/channel_affine.h"
 #include "backends/cpu/tap_tables.h"
 
@@ -12,9 +14,10 @@ namespace shiftzoo::cpu {
 void forward(const at::Tensor& input, const at::Tensor& output, const TapTables& taps);
 
 // output = post(the single-tap shift of pre(input) described by `taps`) (forward.cpp; the
-// maps of core/channel_affine.h).
+// maps of core/channel_affine.h), a tap that reads nothing reading fill[c] (none: zero); any
+// floating, integer or bool input.
 void forward_affine(const at::Tensor& input, const at::Tensor& output, const TapTables& taps, const AffineSpec& pre,
-                    const AffineSpec& post);
+                    const AffineSpec& post, const std::optional<at::Tensor>& fill);
 
 // Both gradients in one pass (backward.cpp). With `input_grad`, grad_input = the adjoint of the
 // forward those tables came from. With `correlate`, returns per channel the tap correlations

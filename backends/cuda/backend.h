@@ -13,10 +13,12 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "backends/core/channel_affine.h"
 #include "backends/core/contraction.h"
+#include "backends/core/element_types.h"
 #include "backends/core/geometry.h"
 #include "backends/core/plugin_dispatch.h"
 #include "backends/core/sampling.h"
@@ -43,13 +45,21 @@ inline bool fits_index32(std::initializer_list<const at::Tensor*> tensors) {
   return true;
 }
 
-// Calls fn(T{}, Index{}) with `tensor`'s floating element type T and the index type a call needs.
-template <class Fn>
+// Calls fn(T{}, Index{}) with `tensor`'s floating element type T (with IntegerData, also integer
+// and bool data as the unsigned integer of its width: core/element_types.h) and the index type a
+// call needs.
+template <bool IntegerData = false, class Fn>
 void with_types(const at::Tensor& tensor, bool index32, Fn&& fn) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensor.scalar_type(), "shiftzoo", [&] {
-    if (index32) return fn(scalar_t{}, int32_t{});
-    fn(scalar_t{}, int64_t{});
-  });
+  auto with_index = [&](auto value) {
+    if (index32) return fn(value, int32_t{});
+    fn(value, int64_t{});
+  };
+  if constexpr (IntegerData) {
+    with_data_type(tensor.scalar_type(), with_index);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, tensor.scalar_type(), "shiftzoo",
+                                    [&] { with_index(scalar_t{}); });
+  }
 }
 
 template <typename Index>
@@ -152,7 +162,7 @@ struct GpuBackend {
 
   template <class Padding>
   static void forward(const at::Tensor& input, const at::Tensor& output, const Plan& plan, const Padding& pad) {
-    run_forward(input, output, plan, pad, nullptr, nullptr);
+    run_forward</*IntegerData=*/false>(input, output, plan, pad, nullptr, nullptr, std::nullopt);
   }
 
   // The inference form plans like the training op (on the device, every call: no host copy of
@@ -166,8 +176,9 @@ struct GpuBackend {
 
   template <class Padding>
   static void forward_affine(const at::Tensor& input, const at::Tensor& output, const Plan& plan,
-                             const AffineSpec& pre, const AffineSpec& post, const Padding& pad) {
-    run_forward(input, output, plan, pad, &pre, &post);
+                             const AffineSpec& pre, const AffineSpec& post, const std::optional<at::Tensor>& fill,
+                             const Padding& pad) {
+    run_forward</*IntegerData=*/true>(input, output, plan, pad, &pre, &post, fill);
   }
 
   // The input gradient (a gather through the adjoint lists) if `value_plan`, and the parameter
@@ -229,28 +240,32 @@ struct GpuBackend {
     return args;
   }
 
-  template <class Padding>
+  // (pointers cast: integer data runs as unsigned integers of its width)
+  template <bool IntegerData, class Padding>
   static void run_forward(const at::Tensor& input, const at::Tensor& output, const Plan& plan, const Padding& pad,
-                          const AffineSpec* pre, const AffineSpec* post) {
+                          const AffineSpec* pre, const AffineSpec* post, const std::optional<at::Tensor>& fill) {
     const Geometry in_geom(input), out_geom(output);
     std::vector<at::Tensor> keep;
     auto reads = reads_of(pad, in_geom, keep);  // (not const: decltype names the kernel's member)
-    with_types(input, fits_index32({&input, &output}), [&](auto value, auto index) {
+    with_types<IntegerData>(input, fits_index32({&input, &output}), [&](auto value, auto index) {
       using scalar_t = decltype(value);
       using A = at::opmath_type<scalar_t>;
       using Index = decltype(index);
-      const at::ScalarType a_type = c10::CppTypeToScalarType<A>::value;
       ForwardKernel<scalar_t, A, decltype(reads), Index> kernel{};
-      kernel.in = input.const_data_ptr<scalar_t>();
-      kernel.out = output.mutable_data_ptr<scalar_t>();
+      kernel.in = static_cast<const scalar_t*>(input.const_data_ptr());
+      kernel.out = static_cast<scalar_t*>(output.mutable_data_ptr());
+      kernel.fill = fill ? static_cast<const scalar_t*>(fill->const_data_ptr()) : nullptr;
       kernel.in_dims = dims_of<Index>(in_geom);
       kernel.out_dims = dims_of<Index>(out_geom);
       kernel.order = memory_order_of<Index>(out_geom);
       kernel.total = static_cast<Index>(output.numel());
       kernel.plan = plan.view;
       kernel.reads = reads;
-      kernel.pre = affine_args<A>(pre, a_type, keep);
-      kernel.post = affine_args<A>(post, a_type, keep);
+      if constexpr (kMapsValues<A>) {  // (integer data has none)
+        const at::ScalarType a_type = c10::CppTypeToScalarType<A>::value;
+        kernel.pre = affine_args<A>(pre, a_type, keep);
+        kernel.post = affine_args<A>(post, a_type, keep);
+      }
       Launcher::launch(input, grid_for(output.numel(), kThreads), kernel);
     });
   }

@@ -250,8 +250,10 @@ struct TabledPlanKernel {
 };
 
 // The forward: one thread per output element, in the output's memory order. Each tap reads its
-// input index on every axis (a zero where one says kZeroTap), mapped by `pre`; the weighted sum,
-// in A (float for the half types), goes through `post` (shift_affine; identity maps otherwise).
+// input index on every axis (where one says kZeroTap: the channel's fill, zero without one),
+// mapped by `pre`; the weighted sum, in A (float for the half types), goes through `post`
+// (shift_affine; identity maps otherwise). Integer data (shift_affine, nearest; T an unsigned
+// integer, core/element_types.h) moves as it is; a channel whose shift is not finite reads nothing.
 template <typename T, typename A, class Reads, typename Index>
 struct ForwardKernel {
   static constexpr int phases = 1;
@@ -263,6 +265,7 @@ struct ForwardKernel {
   PlanView plan;
   Reads reads;
   AffineArgs<A> pre, post;
+  const T* fill;  // (C,) or null: zeros
 
   SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
     const int64_t e = block * threads + thread;
@@ -272,16 +275,19 @@ struct ForwardKernel {
     const int64_t c = pos[1];
     const T* base = in + pos[0] * in_dims.stride[0] + pos[1] * in_dims.stride[1];
     const AffineClamp<A> pre_map = pre.at(c), post_map = post.at(c);
-    // the value a tap reads: pre(input) where it reads one, zero where an axis says kZeroTap
+    const A nothing = fill != nullptr ? static_cast<A>(fill[c]) : A(0);
+    // the value a tap reads: pre(input) where it reads one, the fill where an axis says kZeroTap
     auto read = [&](int64_t i0, int64_t i1, int64_t i2) {
-      return i0 >= 0 && i1 >= 0 && i2 >= 0 ? pre_map(static_cast<A>(base[in_dims.spatial(i0, i1, i2)])) : A(0);
+      return i0 >= 0 && i1 >= 0 && i2 >= 0 ? pre_map(static_cast<A>(base[in_dims.spatial(i0, i1, i2)])) : nothing;
     };
     A acc;
     if (plan.slots == 1) {  // nearest: one read, exactly the input's value
       const A v = read(reads(0, c, pos[2], 0, plan, plan.offset(c, 0)), reads(1, c, pos[3], 0, plan, plan.offset(c, 1)),
                        reads(2, c, pos[4], 0, plan, plan.offset(c, 2)));
-      acc = static_cast<A>(plan.w(c, 0)[0] * plan.w(c, 1)[0] * plan.w(c, 2)[0]) * v;  // (1 unless poisoned)
-    } else {
+      const double w = plan.w(c, 0)[0] * plan.w(c, 1)[0] * plan.w(c, 2)[0];  // 1 unless poisoned (NaN)
+      if constexpr (kMapsValues<A>) acc = static_cast<A>(w) * v;
+      else acc = w == 1.0 ? v : nothing;
+    } else if constexpr (kMapsValues<A>) {
       TapReads<A> taps;
       taps.gather(reads, plan, c, pos + 2);
       acc = A(0);
@@ -293,6 +299,8 @@ struct ForwardKernel {
           }
         }
       }
+    } else {
+      acc = nothing;  // (integer data takes nearest only: never reached)
     }
     out[out_dims.offset(pos)] = static_cast<T>(post_map(acc));
   }

@@ -26,11 +26,14 @@ void define_schemas(torch::Library& m) {
   // The inference form of a whole-pixel shift with the per-channel maps around it folded in:
   // out = post(shift(pre(input))) with interp nearest, where pre and post are v -> clamp(fma(v,
   // scale[c], bias[c]), min, max) (scale and bias (C,) both given or both None: no affine map; an
-  // infinite bound: no clamp), and the shift's zeros padding reads 0 after pre. No gradient.
+  // infinite bound: no clamp), and a tap that reads nothing (the zeros padding outside the axis)
+  // reads fill[c] (fill: (C,) of the input's dtype; None: 0) after pre. Integer and bool input
+  // moves as it is (no maps): whole-pixel shifts of int8 ... int64 data and of quantized tensors'
+  // integers (fill: the zero point). No gradient.
   m.def(
       "shift_affine(Tensor input, Tensor shifts, str padding, int[] stride, int[] crop_begin, int[] crop_end, "
       "Tensor? pre_scale, Tensor? pre_bias, float pre_min, float pre_max, Tensor? post_scale, Tensor? post_bias, "
-      "float post_min, float post_max) -> Tensor");
+      "float post_min, float post_max, Tensor? fill=None) -> Tensor");
   // The same shift for runtime plugins, planned in Python: per channel and spatial axis k, tap t
   // of output y reads tables[k][c][stride * y + t] (an index, or -1 for zero) with weight
   // weights[c][k][t]; tap 0 sits at raw index stride * y + offsets[c][k] (the crop included).

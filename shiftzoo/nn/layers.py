@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from .. import functional, plugin_registry
 from .._sampling import CropArg, IntOrInts, Sampling
-from .._validation import AXES as _AXES, check_batched, check_number
+from .._validation import AXES as _AXES, check_batched, check_number, is_integer_data, refuse_scripting
 from ..config_types import InterpName, PaddingName
 from .geometry import DepthwiseGeometry, as_tuple
 from .patterns import GroupedPattern, grouped_pattern
@@ -78,7 +78,10 @@ class ShiftLayer(nn.Module):
     :func:`shiftzoo.functional.shift`. Input ``(N, C, *S)`` with ``d`` spatial axes; the output has
     the input's shape, or where ``stride``/``crop`` say so only the positions a depthwise
     convolution samples (``crop_begin + stride * y``, computed alone: see
-    :func:`shiftzoo.functional.shift`). Quantized input is accepted by the integer (nearest) layers.
+    :func:`shiftzoo.functional.shift`). Integer and bool input (``int8`` ... ``int64``), and
+    quantized tensors (per-tensor, or per-channel along the channels), are accepted by the
+    whole-pixel (nearest) layers: their values move exactly by the rounded shifts, taps outside
+    reading 0 (a quantized tensor's zero point).
 
     Not constructed directly: use a family's 1d/2d/3d variant.
     """
@@ -108,25 +111,38 @@ class ShiftLayer(nn.Module):
                 f"got shape {tuple(input.shape)}")
         if input.is_quantized:
             return self._quantized_forward(input)
+        if is_integer_data(input):
+            return self._integer_forward(input, fill=None, what=str(input.dtype))
         return functional.shift(input, self.weight, self.padding, self.interp, self.grad_interp,
                                 stride=self.sampling.stride, crop=self.sampling.crop)
 
-    def _quantized_forward(self, input: Tensor) -> Tensor:
-        # A whole-pixel shift only copies values (or writes the zero point), so dequantize -> shift ->
-        # quantize with the same parameters reproduces the integer representation exactly.
+    def _integer_forward(self, input: Tensor, fill: Optional[Tensor], what: str) -> Tensor:
+        # Integer data (`what`: how the error names it) moves by the rounded shifts, exactly; no
+        # gradient (the shifts are detached).
         if self.interp != "nearest":
-            raise ValueError(f"{type(self).__name__}: quantized input needs whole-pixel shifts; "
-                             f"{self.interp!r} interpolation makes values off the quantization grid")
-        with torch.no_grad():
-            out = functional.shift(input.dequantize(), self.weight.detach().float(), self.padding, "nearest",
-                                   stride=self.sampling.stride, crop=self.sampling.crop)
+            raise ValueError(f"{type(self).__name__}: {what} input needs whole-pixel shifts; {self.interp!r} "
+                             "interpolation makes values between the integers (use a nearest layer: SparseShift, "
+                             "GroupedShift, FixedShift)")
+        return functional.shift(input, self.weight.detach(), self.padding, "nearest", stride=self.sampling.stride,
+                                crop=self.sampling.crop, fill=fill)
+
+    def _quantized_forward(self, input: Tensor) -> Tensor:
+        # A whole-pixel shift only moves values, so it moves the integer representation itself;
+        # a tap outside reads the zero point (the representation of 0), and the quantization
+        # parameters carry over unchanged.
+        what = f"quantized ({input.dtype})"
         if input.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-            return torch.quantize_per_tensor(out, input.q_scale(), input.q_zero_point(), input.dtype)
+            data = self._integer_forward(input.int_repr(), fill=torch.tensor(input.q_zero_point()), what=what)
+            return torch._make_per_tensor_quantized_tensor(data, input.q_scale(), input.q_zero_point())
         if input.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric) and input.q_per_channel_axis() == 1:
-            return torch.quantize_per_channel(out, input.q_per_channel_scales(), input.q_per_channel_zero_points(),
-                                              1, input.dtype)
+            zero_points = input.q_per_channel_zero_points()
+            data = self._integer_forward(input.int_repr(), fill=zero_points, what=what)
+            return torch._make_per_channel_quantized_tensor(data, input.q_per_channel_scales(), zero_points, 1)
         raise ValueError(f"{type(self).__name__}: quantized input must be per-tensor or per-channel along "
                          f"the channel axis (a shift moves values along the others), got {input.qscheme()}")
+
+    def __prepare_scriptable__(self) -> "ShiftLayer":
+        refuse_scripting(self)
 
     def sparsity_loss(self) -> Tensor:
         """``sparsity * sum(|weight|)``, the L1 term of SSL to add to the training loss (a zero

@@ -1,6 +1,8 @@
 // The inference form's kernels (op shift_affine): a single-tap shift with the per-channel maps
 // pre and post around it (core/channel_affine.h), out = post(shift(pre(input))), where a tap that
-// reads nothing gives post(0). One pass: each output element reads its source once.
+// reads nothing gives post(fill) (the channel's fill; zero by default). One pass: each output
+// element reads its source once. T is a floating type, or the unsigned integer that integer and
+// bool data moves as: its maps are the identity (kMapsValues), so its values move bit for bit.
 //
 // A kernel header (see kernel_table.h): included only by the per-instruction-set units isa_*.cpp,
 // once each, after kernels/dependencies.h; its code has internal linkage, so every unit keeps
@@ -14,25 +16,26 @@ namespace shiftzoo::cpu {
 namespace {
 
 // What output x of a row reads through channel `taps`' tables, mapped: post(pre(row[source])), or
-// post(0) for a tap that reads nothing (row null: the whole row reads nothing).
+// post(fill) for a tap that reads nothing (row null: the whole row reads nothing).
 template <typename T, typename A>
 T map_tap(const T* row, int64_t xs, const ChannelTaps& taps, int64_t x, const AffineClamp<A>& pre,
-          const AffineClamp<A>& post) {
+          const AffineClamp<A>& post, A fill) {
   const int64_t j = row ? taps.source_x(x) : kZeroTap;
-  return static_cast<T>(post(j == kZeroTap ? A(0) : pre(static_cast<A>(row[j * xs]))));
+  return static_cast<T>(post(j == kZeroTap ? fill : pre(static_cast<A>(row[j * xs]))));
 }
 
-// Plane (n, c) of a layout whose channels are not inner, any strides, with the channel's maps.
+// Plane (n, c) of a layout whose channels are not inner, any strides, with the channel's maps and fill.
 // Dense planes that keep every position: per D-slice, the rows whose tap lies inside the plane
 // read the same flat block moved by a fixed offset, mapped in one long loop (short rows cost no
 // per-row overhead); then the edge columns and the other rows, through the tables.
 template <typename T>
 void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_geom, const Geometry& out_geom,
                           const ChannelTaps& taps, const AffineClamp<at::opmath_type<T>>& pre,
-                          const AffineClamp<at::opmath_type<T>>& post) {
+                          const AffineClamp<at::opmath_type<T>>& post, T fill) {
   using A = at::opmath_type<T>;
   const int64_t xs = in_geom.stride[2], os = out_geom.stride[2], H = out_geom.size[1], W = out_geom.size[2];
-  const T zero_out = static_cast<T>(post(A(0)));
+  const A fill_a = static_cast<A>(fill);
+  const T nothing_out = static_cast<T>(post(fill_a));
   const bool dense = unit_sampling(taps, in_geom, out_geom) && dense_rows(in_geom) && dense_rows(out_geom);
   const Span rows = taps.inner_y, cols = taps.inner;
   const bool block = dense && rows.end > rows.begin && cols.end > cols.begin;
@@ -47,7 +50,7 @@ void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_ge
       for (int64_t y = rows.begin; y < rows.end; ++y) {  // the block's edge columns read other taps
         const T* row = in_plane + sz * in_geom.stride[0] + taps.src_y[y] * W;
         for (int64_t e = 0; e < taps.edges; ++e)
-          out_slice[y * W + taps.edge_x[e]] = map_tap(row, int64_t{1}, taps, taps.edge_x[e], pre, post);
+          out_slice[y * W + taps.edge_x[e]] = map_tap(row, int64_t{1}, taps, taps.edge_x[e], pre, post, fill_a);
       }
     }
     for (int64_t y = 0; y < H; ++y) {
@@ -55,7 +58,7 @@ void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_ge
       T* out = out_slice + y * out_geom.stride[1];
       const int64_t sy = taps.src_y[y];
       if (sz == kZeroTap || sy == kZeroTap) {
-        for (int64_t x = 0; x < W; ++x) out[x * os] = zero_out;
+        for (int64_t x = 0; x < W; ++x) out[x * os] = nothing_out;
         continue;
       }
       const T* row = in_plane + sz * in_geom.stride[0] + sy * in_geom.stride[1];
@@ -63,16 +66,18 @@ void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_ge
       const int64_t step = taps.step_x * xs;
       for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x)
         out[x * os] = static_cast<T>(post(pre(static_cast<A>(moved[x * step]))));
-      for (int64_t e = 0; e < taps.edges; ++e) out[taps.edge_x[e] * os] = map_tap(row, xs, taps, taps.edge_x[e], pre, post);
+      for (int64_t e = 0; e < taps.edges; ++e)
+        out[taps.edge_x[e] * os] = map_tap(row, xs, taps, taps.edge_x[e], pre, post, fill_a);
     }
   }
 }
 
 // out[c] = post_c(pre_c(out[c])) for the channels of one pixel (contiguous), every channel's map
-// laid out as arrays; the affine parts only where the op has them.
+// laid out as arrays; the affine parts only where the op has them (none for integers).
 template <bool PreAffine, bool PostAffine, typename T, typename A>
 void map_pixel(T* __restrict out, int64_t C, const A* __restrict pre_scale, const A* __restrict pre_bias, A pre_lo,
                A pre_hi, const A* __restrict post_scale, const A* __restrict post_bias, A post_lo, A post_hi) {
+  if constexpr (!kMapsValues<A>) return;
   for (int64_t c = 0; c < C; ++c) {
     A v = static_cast<A>(out[c]);
     if constexpr (PreAffine) v = std::fma(v, pre_scale[c], pre_bias[c]);
@@ -101,6 +106,7 @@ struct PixelMaps {
 
   template <typename Bits>
   Bits vector(Bits bits, int64_t start) const {
+    if constexpr (!kMapsValues<A>) return bits;
     using Vec = Vec32<A>;
     Vec v = reinterpret_cast<Vec>(bits);
     if constexpr (PreAffine) v = fma_lanes(v, load_vec(pre_scale + start), load_vec(pre_bias + start));
@@ -132,7 +138,7 @@ struct PixelMaps {
 };
 
 // Output rows (n, z, y) in [row_begin, row_end) of a single-tap shift of a channels-inner layout
-// with every channel's maps (pre[c], post[c]). Each row is shifted as the plain shift does it
+// with every channel's maps (pre[c], post[c]) and fills (fill[c]; null: zeros). Each row is shifted as the plain shift does it
 // (raw values, 0 where a tap reads nothing): a vector at a time for channels in `runs` that read
 // alike (ChannelRunRows; empty: none), each vector mapped in registers before it is stored, else
 // gathered (ChannelRowGather) and then mapped in place a pixel at a time, vectorised over
@@ -140,12 +146,13 @@ struct PixelMaps {
 // it reads nothing from and at the pixels outside its interior that read nothing; gathered, at
 // the few pixels near the ends by the band tables and on whole rows of channels whose source row
 // reads nothing, and the channels shifted far (not regular) are mapped element by element.
+// (post(0) above: post(fill) with a fill.)
 template <typename T>
 void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geometry& in_geom,
                                         const Geometry& out_geom, const TapTables& taps, const std::vector<Span>& runs,
                                         const AffineClamp<at::opmath_type<T>>* pre,
-                                        const AffineClamp<at::opmath_type<T>>* post, int64_t row_begin,
-                                        int64_t row_end) {
+                                        const AffineClamp<at::opmath_type<T>>* post, const T* fill,
+                                        int64_t row_begin, int64_t row_end) {
   using A = at::opmath_type<T>;
   const int64_t C = in_geom.channels, D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
   const int64_t xs = in_geom.stride[2], ics = in_geom.stride_c, os = out_geom.stride[2], ocs = out_geom.stride_c;
@@ -154,13 +161,15 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
   if (!runs.empty()) run_rows.emplace(in_geom, out_geom, taps, runs);
   else gather.emplace(taps, in_geom, out_geom, W, taps.front().step_x);
   std::vector<A> pre_scale(C), pre_bias(C), post_scale(C), post_bias(C);
-  std::vector<T> of_zero(C);  // post(0) per channel: what a tap that reads nothing gives
+  std::vector<T> of_nothing(C);  // post(fill) per channel: what a tap that reads nothing gives
+  std::vector<A> fill_a(C);
   for (int64_t c = 0; c < C; ++c) {
     pre_scale[c] = pre[c].scale;
     pre_bias[c] = pre[c].bias;
     post_scale[c] = post[c].scale;
     post_bias[c] = post[c].bias;
-    of_zero[c] = static_cast<T>(post[c](A(0)));
+    fill_a[c] = fill ? static_cast<A>(fill[c]) : A(0);
+    of_nothing[c] = static_cast<T>(post[c](fill_a[c]));
   }
   const bool pre_affine = C > 0 && pre[0].affine, post_affine = C > 0 && post[0].affine;
   const A pre_lo = C > 0 ? pre[0].lo : A(0), pre_hi = C > 0 ? pre[0].hi : A(0);
@@ -172,7 +181,8 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
           pre_scale.data(), pre_bias.data(), post_scale.data(), post_bias.data(), pre_lo, pre_hi, post_lo, post_hi,
           C});
     };
-    if (pre_affine && post_affine) make(std::true_type{}, std::true_type{});
+    if constexpr (!kMapsValues<A>) make(std::false_type{}, std::false_type{});  // integers: no maps
+    else if (pre_affine && post_affine) make(std::true_type{}, std::true_type{});
     else if (pre_affine) make(std::true_type{}, std::false_type{});
     else if (post_affine) make(std::false_type{}, std::true_type{});
     else make(std::false_type{}, std::false_type{});
@@ -192,10 +202,10 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     if (run_rows) {
       // channels contiguous here: the maps go with ChannelRunRows' vectors
       with_maps([&](const auto& maps) { run_rows->row(in_data, out_data, n, z, y, maps); });
-      for (const Span run : runs) {  // where a run reads nothing: post(0) (channels adjacent here)
+      for (const Span run : runs) {  // where a run reads nothing: post(fill) (channels adjacent here)
         const ChannelTaps& t = taps[run.begin];
         auto reads_nothing = [&](int64_t x) {
-          std::copy(of_zero.begin() + run.begin, of_zero.begin() + run.end, out_row + x * os + run.begin);
+          std::copy(of_nothing.begin() + run.begin, of_nothing.begin() + run.end, out_row + x * os + run.begin);
         };
         if (t.src_z[z] == kZeroTap || t.src_y[y] == kZeroTap) {
           for (int64_t x = 0; x < W; ++x) reads_nothing(x);
@@ -215,17 +225,18 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
       T* out = out_row + band[b] * os;
       const int64_t* sources = gather->band_sources().data() + b * C;
       for (int64_t c = 0; c < C; ++c)
-        if (sources[c] == kZeroTap) out[c * ocs] = of_zero[c];
+        if (sources[c] == kZeroTap) out[c * ocs] = of_nothing[c];
     }
     for (int64_t c = 0; c < C; ++c) {  // channels whose source row reads nothing
       if (taps[c].src_z[z] != kZeroTap && taps[c].src_y[y] != kZeroTap) continue;
-      for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = of_zero[c];
+      for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = of_nothing[c];
     }
     for (const int64_t c : gather->far_channels()) {
       const int64_t sz = taps[c].src_z[z], sy = taps[c].src_y[y];
       if (sz == kZeroTap || sy == kZeroTap) continue;  // done above
       const T* row = in_n + c * ics + sz * in_geom.stride[0] + sy * in_geom.stride[1];
-      for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = map_tap(row, xs, taps[c], x, pre[c], post[c]);
+      for (int64_t x = 0; x < W; ++x)
+        out_row[x * os + c * ocs] = map_tap(row, xs, taps[c], x, pre[c], post[c], fill_a[c]);
     }
   }
 }

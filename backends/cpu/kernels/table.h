@@ -1,6 +1,7 @@
 // The table of every CPU kernel (kernel_table.h), filled from the templates of kernels/*.h in the
 // instruction set of the unit that includes this (isa_*.cpp). Half types correlate, add the
-// padding term and scatter in float: their table holds the *_in_float variants.
+// padding term and scatter in float: their table holds the *_in_float variants. Integer and bool
+// data has the inference form's kernels only.
 //
 // A kernel header: included only by the per-instruction-set units, once each, after
 // kernels/dependencies.h; its code has internal linkage.
@@ -17,6 +18,11 @@ namespace shiftzoo::cpu {
 namespace {
 
 template <typename T>
+AffineKernels<T> make_affine_kernels() {
+  return {&forward_plane_affine<T>, &forward_rows_affine_channels_inner<T>};
+}
+
+template <typename T>
 Kernels<T> make_kernels() {
   constexpr bool in_float = !std::is_same_v<T, at::opmath_type<T>>;
   Kernels<T> k;
@@ -27,8 +33,7 @@ Kernels<T> make_kernels() {
   k.correlate_translated_plane = &correlate_translated_plane<T>;
   k.forward_rows_channels_inner = &forward_rows_channels_inner<T>;
   k.copy_rows_channel_runs = &copy_rows_channel_runs<T>;
-  k.forward_plane_affine = &forward_plane_affine<T>;
-  k.forward_rows_affine_channels_inner = &forward_rows_affine_channels_inner<T>;
+  k.affine = make_affine_kernels<T>();
   if constexpr (in_float) {
     k.correlate_plane = &correlate_plane_in_float<T>;
     k.add_padding_term = &add_padding_term_in_float<T>;
@@ -44,7 +49,14 @@ Kernels<T> make_kernels() {
 }
 
 KernelSet make_kernel_set() {
-  return {make_kernels<float>(), make_kernels<double>(), make_kernels<c10::Half>(), make_kernels<c10::BFloat16>()};
+  return {make_kernels<float>(),
+          make_kernels<double>(),
+          make_kernels<c10::Half>(),
+          make_kernels<c10::BFloat16>(),
+          make_affine_kernels<uint8_t>(),
+          make_affine_kernels<uint16_t>(),
+          make_affine_kernels<uint32_t>(),
+          make_affine_kernels<uint64_t>()};
 }
 
 }  // namespace

@@ -29,6 +29,10 @@ Vec32<A> load_vec(const A* p) {
 template <size_t ElementBytes>
 struct VectorBits;
 template <>
+struct VectorBits<1> {
+  typedef uint8_t type __attribute__((vector_size(32)));
+};
+template <>
 struct VectorBits<2> {
   typedef uint16_t type __attribute__((vector_size(32)));
 };
