@@ -209,3 +209,24 @@ def test_the_fallback_moves_integers_too(monkeypatch):
     monkeypatch.setattr(shiftzoo._extension, "available", lambda: False)
     assert torch.equal(functional.shift(x, s, "reflect", "nearest", stride=2), compiled)
     assert torch.equal(functional.shift(x, s, "zeros", "nearest", fill=-3), with_fill)
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES, ids=str)
+@pytest.mark.parametrize("dims", [2, 3])
+def test_channel_runs_in_channels_last(dtype, dims):
+    """Channels in runs of equal shifts, channels innermost, at least 32 bytes of them: moved a
+    32-byte vector of channels at a time (as GroupedShift's groups), 1 to 8 bytes per element."""
+    C = 70  # runs of 10, and a last vector overlapping the one before it
+    shape = (2, C) + (5, 6, 7)[3 - dims:]
+    x = integer_input(shape, dtype, "channels_last", seed=4)
+    s = (torch.randint(-3, 4, (7, dims), generator=torch.Generator().manual_seed(5)).double()
+         .repeat_interleave(10, dim=0))
+    fill = fill_for(dtype, C, "channels")
+    for sampling in (Sampling.of(dims), Sampling.of(dims, 2, [(1, -1)] * dims)):
+        got = functional.shift(x, s, "zeros", "nearest", stride=sampling.stride, crop=sampling.crop, fill=fill)
+        want = reference.shift(x, s, "zeros", "nearest", stride=sampling.stride, crop=sampling.crop,
+                               fill=fill_tensor(fill, dtype, C))
+        assert torch.equal(got, want), sampling
+        border = functional.shift(x, s, "border", "nearest", stride=sampling.stride, crop=sampling.crop)
+        assert torch.equal(border, reference.shift(x, s, "border", "nearest", stride=sampling.stride,
+                                                   crop=sampling.crop))

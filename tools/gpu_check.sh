@@ -11,7 +11,7 @@
 #   build      SHIFTZOO_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=16 python setup.py build_ext --inplace
 #   kernels    every op (shift, shift_backward, shift_affine, shift_tabled, shift_tabled_backward) has
 #              a CUDA kernel in the dispatcher; `python -m shiftzoo info`
-#   test_cuda  python -m pytest tests/test_cuda.py (junit XML too)
+#   test_cuda  python -m pytest tests/test_cuda.py and the CUDA autocast test (junit XML too)
 #   bench      benchmarks/bench_shift.py --device cuda --json OUTDIR/bench.json (table: OUTDIR/bench.txt)
 #   emulation  tests/test_gpu_emulation.py, if present, in the time left (CPU-only tests: run last, so
 #              that they never eat the GPU steps' time)
@@ -179,8 +179,8 @@ sys.exit(1 if missing or not torch.cuda.is_available() else 0)
 '
 
 run_step test_cuda 200 75 "$OUT/test_cuda.log" \
-  "$PYTHON" -m pytest -q tests/test_cuda.py -rs --tb=short --maxfail=200 --durations=15 \
-  -p no:cacheprovider --junitxml="$OUT/test_cuda.xml"
+  "$PYTHON" -m pytest -q tests/test_cuda.py "tests/test_autocast.py::test_cnn_under_cuda_float16_autocast" -rs \
+  --tb=short --maxfail=200 --durations=15 -p no:cacheprovider --junitxml="$OUT/test_cuda.xml"
 
 run_step bench 150 0 "$OUT/bench.txt" \
   "$PYTHON" benchmarks/bench_shift.py --device cuda --json "$OUT/bench.json"

@@ -22,7 +22,7 @@ export MAX_JOBS=${MAX_JOBS:-2}
 # Appended after setup.py's own flags, so that -O1 wins over its -O3.
 flags=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1)
 tests=(tests/test_shift_values.py tests/test_shift_gradients.py tests/test_strided.py tests/test_errors.py
-       tests/test_plugins.py tests/test_inference.py tests/test_fuzz.py)
+       tests/test_plugins.py tests/test_inference.py tests/test_fuzz.py tests/test_integer_data.py)
 
 say() { echo "sanitize.sh: $*" >&2; }
 fail() { say "FAILED: $*"; echo "sanitize: FAILED ($*) after $((SECONDS - started)) s"; exit 1; }

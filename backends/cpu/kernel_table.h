@@ -31,6 +31,9 @@ struct AffineKernels {
   // that reads nothing reads).
   void (*plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom, const ChannelTaps& taps,
                 const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post, T fill);
+  // The same for a small dense plane, by its reading class's translation (small_planes.h).
+  void (*small_plane)(const T* in, T* out, const PlaneTranslation<T>& translation, const AffineClamp<Accum>& pre,
+                      const AffineClamp<Accum>& post, T fill);
   // Output rows [row_begin, row_end) of a channels-inner layout, with every channel's maps and
   // fill (null: zeros).
   void (*rows_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,

@@ -2,8 +2,8 @@
 // of a plane reads, folded into one table, so that a plane costs a masked copy (a single-tap
 // forward or input gradient) or a masked dot product per tap (the backward's correlations) and
 // nothing per row or per edge. Built once per call from the tap tables; the kernels that read
-// them are translate_plane (kernels/forward_plane.h) and correlate_translated_plane
-// (kernels/backward_plane.h).
+// them are translate_plane (kernels/forward_plane.h), translate_plane_affine (kernels/affine.h,
+// the inference form, integer data included) and correlate_translated_plane (kernels/backward_plane.h).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -23,12 +23,18 @@ constexpr int64_t kSmallFilterPlane = 64;
 // The bit pattern kept where an output reads the translated input: all ones or zero, as wide as T,
 // so that the masked copy is a vector AND.
 template <typename T>
-using KeepMask = std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
+using KeepMask = std::conditional_t<
+    sizeof(T) == 1, uint8_t,
+    std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
 
 // T's bits, read and written in place of T's (the masked copy moves bit patterns): may_alias, so
 // the compiler orders them with any access through T.
 template <size_t Bytes>
 struct AliasedBitsOf;
+template <>
+struct AliasedBitsOf<1> {
+  typedef uint8_t __attribute__((__may_alias__)) type;
+};
 template <>
 struct AliasedBitsOf<2> {
   typedef uint16_t __attribute__((__may_alias__)) type;

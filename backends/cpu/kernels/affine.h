@@ -72,6 +72,30 @@ void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_ge
   }
 }
 
+// A small dense plane (small_planes.h) with the channel's maps and fill: where its reading class's
+// translation keeps an output, post(pre(the translated input)); elsewhere the tap reads nothing,
+// post(fill); then the few outputs that read elsewhere (a padding's). No per-row or per-edge work:
+// late-stage planes (7x7) cost little more than their copy. (What the kept range reads where the
+// mask is clear lies inside the input plane, and is discarded.)
+template <typename T>
+void translate_plane_affine(const T* in_plane, T* __restrict out_plane, const PlaneTranslation<T>& t,
+                            const AffineClamp<at::opmath_type<T>>& pre, const AffineClamp<at::opmath_type<T>>& post,
+                            T fill) {
+  using A = at::opmath_type<T>;
+  const T nothing = static_cast<T>(post(static_cast<A>(fill)));
+  const T* src = in_plane + t.shift;
+  for (int64_t i = 0; i < t.lo; ++i) out_plane[i] = nothing;
+  if constexpr (kMapsValues<A>) {
+    for (int64_t i = t.lo; i < t.hi; ++i)
+      out_plane[i] = t.keep[i] ? static_cast<T>(post(pre(static_cast<A>(src[i])))) : nothing;
+  } else {  // integer data: a bit select, vectorised as translate_plane's AND
+    for (int64_t i = t.lo; i < t.hi; ++i) out_plane[i] = (src[i] & t.keep[i]) | (nothing & ~t.keep[i]);
+  }
+  for (int64_t i = t.hi; i < t.numel; ++i) out_plane[i] = nothing;
+  for (int64_t f = 0; f < t.fixes; ++f)
+    out_plane[t.fix_out[f]] = static_cast<T>(post(pre(static_cast<A>(in_plane[t.fix_in[f]]))));
+}
+
 // out[c] = post_c(pre_c(out[c])) for the channels of one pixel (contiguous), every channel's map
 // laid out as arrays; the affine parts only where the op has them (none for integers).
 template <bool PreAffine, bool PostAffine, typename T, typename A>
