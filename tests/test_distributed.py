@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,36 +73,57 @@ def train_single_process():
     return model, grads, penalties
 
 
-def worker(rank: int, init_file: str, out: str) -> None:
+def _wrap(model: nn.Module, mode: str) -> nn.Module:
+    """The model as a training loop of `mode` holds it: DDP's wrapper, or sharded in place by FSDP2
+    (each shift layer a unit of its own, then the root)."""
+    if mode == "ddp":
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(model)
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (WORLD,))
+    for layer in model.modules():
+        if isinstance(layer, shiftzoo.ShiftLayer):
+            fully_shard(layer, mesh=mesh)
+    return fully_shard(model, mesh=mesh)
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded (FSDP2) tensor's whole value; a plain tensor as it is."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def worker(rank: int, init_file: str, out: str, mode: str) -> None:
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel as DDP
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=pathlib.Path(init_file).as_uri(), rank=rank, world_size=WORLD,
                             timeout=datetime.timedelta(seconds=60))
     try:
         model = make_model()
-        ddp = DDP(model)
+        ddp = _wrap(model, mode)
         opt = torch.optim.SGD(ddp.parameters(), lr=LR, momentum=MOMENTUM)
         record = {"grads": [], "penalties": [], "penalties_unwrapped": []}
         for step in range(STEPS):
             x, y = make_batch(step)
             task = F.mse_loss(ddp(shard(x, rank)), shard(y, rank))
-            penalty = shiftzoo.sparsity_loss(ddp)  # the DDP wrapper, as a training loop has it
+            penalty = shiftzoo.sparsity_loss(ddp)  # the wrapped model, as a training loop has it
             record["penalties"].append(penalty.detach())
             record["penalties_unwrapped"].append(shiftzoo.sparsity_loss(model).detach())
             opt.zero_grad()
             (task + penalty).backward()
-            record["grads"].append(_grads(model))
+            record["grads"].append({name: _full(g) for name, g in _grads(model).items()})
             opt.step()
-        record["parameters"] = {name: p.detach().clone() for name, p in model.named_parameters()}
+        record["parameters"] = {name: _full(p.detach()).clone() for name, p in model.named_parameters()}
         record["shift_buffers"] = {name: b.clone() for name, b in model.named_buffers() if name.endswith("weight")}
         torch.save(record, pathlib.Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def _run_workers(tmp_path: pathlib.Path):
+def _run_workers(tmp_path: pathlib.Path, mode: str = "ddp"):
     """Starts the WORLD workers and waits for all of them (killing the rest as soon as one fails,
     so that a crash cannot leave its peer waiting at the rendezvous)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -112,7 +134,7 @@ def _run_workers(tmp_path: pathlib.Path):
         log = open(tmp_path / f"rank{rank}.log", "w+")
         logs.append(log)
         procs.append(subprocess.Popen([sys.executable, __file__, str(rank), str(tmp_path / "rendezvous"),
-                                       str(tmp_path)], stdout=log, stderr=subprocess.STDOUT, env=env))
+                                       str(tmp_path), mode], stdout=log, stderr=subprocess.STDOUT, env=env))
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while any(p.poll() is None for p in procs):
@@ -137,8 +159,11 @@ def _assert_close(got, expected, what):
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-13, msg=what)
 
 
-def test_ddp_matches_single_process_training(tmp_path):
-    ranks = _run_workers(tmp_path)
+@pytest.mark.parametrize("mode", ["ddp", "fsdp2"])
+def test_matches_single_process_training(tmp_path, mode):
+    """DDP, and FSDP2 with every shift layer a unit of its own: sparsity_loss of the wrapped or
+    sharded model included (under FSDP2 the shifts are DTensors between forward and backward)."""
+    ranks = _run_workers(tmp_path, mode)
     reference, ref_grads, ref_penalties = train_single_process()
 
     # both ranks end with identical parameters (and untouched grouped-shift buffers) ...
@@ -202,4 +227,4 @@ def test_sync_batchnorm_conversion_leaves_shift_layers_alone():
 
 
 if __name__ == "__main__":
-    worker(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    worker(int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4])

@@ -405,10 +405,19 @@ FAMILIES: Dict[str, Dict[int, Type[ShiftLayer]]] = {
 }
 
 
+def _full_value(term: Tensor) -> Tensor:
+    # Under FSDP2 a layer's parameter is sharded between forward and backward (a DTensor), and so is
+    # its penalty: a partial sum per rank. Its full value (an all-reduce, differentiable: every rank
+    # adds the whole penalty, and each shard's gradient gets its part once) mixes with plain tensors.
+    full = getattr(term, "full_tensor", None)
+    return full() if callable(full) else term
+
+
 def sparsity_loss(model: nn.Module) -> Tensor:
     """The sum of :meth:`ShiftLayer.sparsity_loss` over every shift layer in ``model`` (a zero tensor
-    if there is none); add it to the training loss."""
-    terms = [m.sparsity_loss() for m in model.modules() if isinstance(m, ShiftLayer)]
+    if there is none); add it to the training loss. ``model`` may be wrapped (DDP) or sharded
+    (FSDP2's ``fully_shard``: each rank gets the whole penalty, as under DDP)."""
+    terms = [_full_value(m.sparsity_loss()) for m in model.modules() if isinstance(m, ShiftLayer)]
     if not terms:
         param = next(model.parameters(), None)
         return torch.zeros(()) if param is None else param.new_zeros(())
