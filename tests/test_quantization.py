@@ -1,6 +1,8 @@
 """Quantized inference: torchao's PT2E flow (shiftzoo.quantization: the shifts share their input's
 quantization parameters and move the quantized integers) and the eager flow (quantized tensors,
 shiftzoo.quant_mapping)."""
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -24,8 +26,9 @@ def small_cnn() -> nn.Module:
                          shiftzoo.ActiveShift2d(8), nn.Conv2d(8, 4, 1)).eval()
 
 
-def quantize(model: nn.Module, x: torch.Tensor, quantizer=None):
-    exported = torch.export.export(model, (x,)).module()
+def quantize(model: nn.Module, x: torch.Tensor, quantizer=None, dynamic_batch=False):
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
+    exported = torch.export.export(model, (x,), dynamic_shapes=dynamic).module()
     prepared = prepare_pt2e(exported, quantizer or x86_inductor_quantizer())
     for _ in range(3):
         prepared(x)  # calibration
@@ -144,3 +147,25 @@ def test_eager_flow_and_quant_mapping():
                                                                            "nearest"))
     got = qnet(x)
     assert not got.is_quantized and (got - want).abs().max() < 0.05 * want.abs().max()
+
+
+def test_pt2e_model_exports_to_onnx(tmp_path):
+    """The folded model exports with shiftzoo.export_onnx: ONNX's QuantizeLinear/DequantizeLinear
+    around the convolutions, the shifts as standard operators on the uint8 data; onnxruntime agrees
+    with PyTorch up to a quantization step moved by float rounding in the convolutions."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    model, x = small_cnn(), torch.randn(2, 3, 10, 10)
+    quantized = quantize(model, x, dynamic_batch=True)  # (exported with a dynamic batch from the start)
+    assert len(fold_quantized_shifts(quantized).on_integers) == 2
+    path = tmp_path / "quantized.onnx"
+    with warnings.catch_warnings():  # (a converted GraphModule says it is in training mode: no matter here)
+        warnings.simplefilter("ignore", UserWarning)
+        shiftzoo.export_onnx(quantized, x, path, verbose=False)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "GatherND"} <= ops
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x3 = torch.randn(3, 3, 10, 10)
+    (out,) = session.run(None, {session.get_inputs()[0].name: x3.numpy()})
+    want = quantized(x3).detach()
+    assert (torch.from_numpy(out) - want).abs().max() < 0.02 * want.abs().max()
