@@ -187,6 +187,11 @@ class Target:
         return f"{self.what} ≤ {self.limit:.2f}: {'met' if self.met else f'MISSED ({self.value:.2f})'}"
 
 
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None where either was not measured."""
+    return None if numerator is None or denominator is None else numerator / denominator
+
+
 @dataclass
 class RowResult:
     shape: str
@@ -203,7 +208,7 @@ class RowResult:
     targets: list[Target] = field(default_factory=list)  # filled in by assess_targets
 
     def ratio(self, base_ms: float | None) -> float | None:
-        return None if self.op_ms is None or base_ms is None else self.op_ms / base_ms
+        return ratio(self.op_ms, base_ms)
 
     def to_json(self) -> dict:
         return {**asdict(self), "x_clone": self.ratio(self.clone_ms),
@@ -555,7 +560,7 @@ class CudaRow:
 
     @property
     def x_copy(self) -> float | None:
-        return None if self.ms is None or self.copy_ms is None else self.ms / self.copy_ms
+        return ratio(self.ms, self.copy_ms)
 
     @property
     def copy_bandwidth_fraction(self) -> float | None:
@@ -566,7 +571,7 @@ class CudaRow:
 
     @property
     def speedup_vs_dwconv(self) -> float | None:
-        return None if self.ms is None or self.dwconv_ms is None else self.dwconv_ms / self.ms
+        return ratio(self.dwconv_ms, self.ms)
 
     @property
     def gbps(self) -> float | None:

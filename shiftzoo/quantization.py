@@ -26,14 +26,14 @@ stay in float between a dequantize and the next quantize. Such a model runs in e
 under ``torch.compile``; the report says which shifts moved integers and which stayed float, and why.
 
 The eager flow (``torch.ao.quantization``, deprecated by PyTorch) needs no mapping for shiftzoo's
-layers: they take quantized tensors as they are. :data:`quant_mapping` adds the seed API's
+layers: they take quantized tensors as they are. ``shiftzoo.quant_mapping`` adds the seed API's
 ``compat.Shift1d/2d/3d`` (which return a tuple) to PyTorch's default static mapping.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import fx
@@ -181,11 +181,3 @@ def _unique_attribute(model: torch.nn.Module, stem: str) -> str:
     while hasattr(model, f"{stem}_{index}"):
         index += 1
     return f"{stem}_{index}"
-
-
-def __getattr__(name: str) -> Any:
-    if name == "quant_mapping":
-        from . import compat
-
-        return compat.quant_mapping
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

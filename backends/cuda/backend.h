@@ -128,17 +128,13 @@ struct GpuBackend {
     const at::Tensor values = shifts.to(at::kDouble).contiguous();  // (on the device: no sync)
     const std::array<int64_t, kAxes> reach = saturation_reaches(g, sampling, Interp::support);
     PlanKernel<Interp> kernel{};
+    static_cast<PlanOutput&>(kernel) = output_of(plan, g);
     kernel.shifts = values.const_data_ptr<double>();
-    kernel.channels = g.channels;
-    kernel.spatial_dims = g.spatial_dims;
     for (int axis = 0; axis < kAxes; ++axis) {
       kernel.origin[axis] = sampling.crop_begin[axis];
       kernel.period[axis] = periods[axis];
       kernel.reach[axis] = reach[axis];
     }
-    kernel.slots = plan.view.slots;
-    kernel.offsets = plan.offsets.mutable_data_ptr<int64_t>();
-    kernel.taps = plan.taps.mutable_data_ptr<double>();
     Launcher::launch(shifts, grid_for(g.channels * kAxes, kThreads), kernel);
     return plan;
   }
@@ -149,13 +145,9 @@ struct GpuBackend {
     Plan plan = empty_plan(weights, g, sampling, K);
     const at::Tensor offs = offsets.contiguous(), w = weights.to(at::kDouble).contiguous();
     TabledPlanKernel kernel{};
+    static_cast<PlanOutput&>(kernel) = output_of(plan, g);
     kernel.offsets_in = offs.const_data_ptr<int64_t>();
     kernel.weights = w.const_data_ptr<double>();
-    kernel.channels = g.channels;
-    kernel.spatial_dims = g.spatial_dims;
-    kernel.slots = K;
-    kernel.offsets = plan.offsets.mutable_data_ptr<int64_t>();
-    kernel.taps = plan.taps.mutable_data_ptr<double>();
     Launcher::launch(offsets, grid_for(g.channels * kAxes, kThreads), kernel);
     return plan;
   }
@@ -223,6 +215,12 @@ struct GpuBackend {
     v.offsets = plan.offsets.const_data_ptr<int64_t>();
     v.taps = plan.taps.const_data_ptr<double>();
     return plan;
+  }
+
+  // Where a plan kernel writes `plan` (made by empty_plan for g).
+  static PlanOutput output_of(Plan& plan, const Geometry& g) {
+    return {g.channels, g.spatial_dims, plan.view.slots, plan.offsets.mutable_data_ptr<int64_t>(),
+            plan.taps.mutable_data_ptr<double>()};
   }
 
   // One of shift_affine's maps in the kernels' precision A (arrays kept in `keep`).

@@ -175,12 +175,13 @@ struct AffineArgs {
 // Plan entry e = (channel, axis) of a plan kernel: its weights cleared, and where the input lacks
 // the axis, the identity tap (weight 1 at offset 0). Returns whether the axis is a real one.
 struct PlanEntry {
-  int64_t channel;
+  int64_t index, channel;  // index: channel * 3 + axis, where offsets[index] lies
   int axis, first;  // first: the first axis the input has
   double* w;
   double* dw;
   SHIFTZOO_HD PlanEntry(int64_t e, int spatial_dims, int slots, int64_t* offsets, double* taps)
-      : channel(e / 3), axis(static_cast<int>(e % 3)), first(3 - spatial_dims), w(taps + e * 2 * slots), dw(w + slots) {
+      : index(e), channel(e / 3), axis(static_cast<int>(e % 3)), first(3 - spatial_dims), w(taps + e * 2 * slots),
+        dw(w + slots) {
     for (int t = 0; t < slots; ++t) w[t] = dw[t] = 0.0;
     offsets[e] = 0;
     if (axis < first) w[0] = 1.0;
@@ -192,60 +193,66 @@ struct PlanEntry {
   }
 };
 
-// The plan of a compiled interpolation: one thread per (channel, axis), the tap rule of
-// core/tap_rule.h. A non-finite shift cannot be refused without a host sync: its channel's weights
-// become NaN, so its output is NaN.
-template <class Interp>
-struct PlanKernel {
-  static constexpr int phases = 1;
-  const double* shifts;  // (C, d), contiguous
+// What both plan kernels write, and the (channel, axis) entry each of their threads plans.
+struct PlanOutput {
   int64_t channels;
   int spatial_dims;
-  int64_t origin[3], period[3], reach[3];
-  int slots;
+  int slots;  // taps per axis (K)
   int64_t* offsets;
   double* taps;
 
-  SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
+  // Calls plan(entry, k) for thread (block, thread)'s entry where its axis is a real one, k
+  // indexing the (C, d) inputs; entries past the plan and the axes the input lacks are set up
+  // (PlanEntry) and left.
+  template <class Plan>
+  SHIFTZOO_HD void for_entry(int64_t block, int thread, int threads, Plan&& plan) const {
     const int64_t e = block * threads + thread;
     if (e >= channels * 3) return;
     const PlanEntry entry(e, spatial_dims, slots, offsets, taps);
     if (!entry.real()) return;
-    const double s = shifts[entry.channel * spatial_dims + entry.axis - entry.first];
-    if (!(s - s == 0.0)) return entry.poison(slots);  // infinite or NaN
-    AxisTaps rule;
-    set_axis_taps<Interp>(rule, s, origin[entry.axis], period[entry.axis], reach[entry.axis]);
-    offsets[e] = rule.offset;
-    for (int t = 0; t < Interp::support; ++t) {
-      entry.w[t] = rule.w[t];
-      entry.dw[t] = rule.dw[t];
-    }
+    plan(entry, entry.channel * spatial_dims + entry.axis - entry.first);
+  }
+};
+
+// The plan of a compiled interpolation: one thread per (channel, axis), the tap rule of
+// core/tap_rule.h. A non-finite shift cannot be refused without a host sync: its channel's weights
+// become NaN, so its output is NaN.
+template <class Interp>
+struct PlanKernel : PlanOutput {
+  static constexpr int phases = 1;
+  const double* shifts;  // (C, d), contiguous
+  int64_t origin[3], period[3], reach[3];
+
+  SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
+    for_entry(block, thread, threads, [&](const PlanEntry& entry, int64_t k) {
+      const double s = shifts[k];
+      if (!(s - s == 0.0)) return entry.poison(slots);  // infinite or NaN
+      AxisTaps rule;
+      set_axis_taps<Interp>(rule, s, origin[entry.axis], period[entry.axis], reach[entry.axis]);
+      offsets[entry.index] = rule.offset;
+      for (int t = 0; t < Interp::support; ++t) {
+        entry.w[t] = rule.w[t];
+        entry.dw[t] = rule.dw[t];
+      }
+    });
   }
 };
 
 // The plan of a runtime plugin from the offsets (C, d) and weights (C, d, K) Python computed
 // (shiftzoo/_tabled.py), both contiguous; their dweights are applied in Python. An offset the
 // planner marked non-finite (int64 min) or beyond +-2**62 poisons its channel, as PlanKernel does.
-struct TabledPlanKernel {
+struct TabledPlanKernel : PlanOutput {
   static constexpr int phases = 1;
   const int64_t* offsets_in;
   const double* weights;
-  int64_t channels;
-  int spatial_dims;
-  int slots;  // K
-  int64_t* offsets;
-  double* taps;
 
   SHIFTZOO_HD void operator()(int, int64_t block, int thread, int threads, double*) const {
-    const int64_t e = block * threads + thread;
-    if (e >= channels * 3) return;
-    const PlanEntry entry(e, spatial_dims, slots, offsets, taps);
-    if (!entry.real()) return;
-    const int64_t k = entry.channel * spatial_dims + entry.axis - entry.first;
-    constexpr int64_t kFar = int64_t{1} << 62;
-    if (offsets_in[k] <= -kFar || offsets_in[k] >= kFar) return entry.poison(slots);
-    offsets[e] = offsets_in[k];
-    for (int t = 0; t < slots; ++t) entry.w[t] = weights[k * slots + t];
+    for_entry(block, thread, threads, [&](const PlanEntry& entry, int64_t k) {
+      constexpr int64_t kFar = int64_t{1} << 62;
+      if (offsets_in[k] <= -kFar || offsets_in[k] >= kFar) return entry.poison(slots);
+      offsets[entry.index] = offsets_in[k];
+      for (int t = 0; t < slots; ++t) entry.w[t] = weights[k * slots + t];
+    });
   }
 };
 
