@@ -178,6 +178,34 @@ def test_planes_with_an_interior_block(shape, padding, interp, dtype):
     check_against_reference(x, s, g, padding, interp)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("plane", ["small", "rows"])
+def test_planes_moved_as_vectors(plane, dims, padding, dtype):
+    """Single-tap dense planes move as masked 32-byte vectors, the last one overlapping the one
+    before it: planes of at most 256 elements as one translated plane read past its edges inside
+    the input (its first and last planes, whose reads would leave it, element by element); larger
+    ones row by row, rows of 1 to 4 vectors (its first and last source rows, whose moved vectors
+    would leave the plane, element by element). Every row width from one vector up, every
+    whole-pixel offset along W from -(W - 1) to W - 1 and past the row, moved up and down. Batch 1
+    puts channel 0's plane at the start of the input's memory and the last at its end (the
+    sanitizer build sees a read that leaves them). Forward and the input gradient (the same
+    kernels with the reversed taps)."""
+    lanes = 32 // torch.empty((), dtype=dtype).element_size()
+    for width in (lanes, lanes + 1, 2 * lanes + 3, 4 * lanes):
+        offsets = list(range(-(width - 1), width)) + [width, -width - 3]
+        depth = (2,) * (dims - 2)
+        rows = 3 if plane == "small" else 257 // (width * 2 ** (dims - 2)) + 2  # planes > 256 elements
+        shape = (1, len(offsets)) + depth + (rows, width)
+        x = make_input(shape, dtype, "contiguous", seed=width)
+        s = torch.zeros(len(offsets), dims, dtype=F64)
+        s[:, -1] = torch.tensor(offsets, dtype=F64)
+        s[:, -2] = torch.tensor([(-1) ** c * (c % 3) for c in range(len(offsets))], dtype=F64)
+        g = torch.randn(shape, dtype=F64, generator=gen(width)).to(dtype)
+        check_against_reference(x, s, g, padding, "nearest")
+
+
 @pytest.mark.parametrize("shape", [(2, 4, 13), (2, 4, 7, 9), (2, 3, 4, 5, 6), (2, 9, 150)], ids=str)
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])

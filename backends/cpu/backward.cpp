@@ -81,13 +81,14 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
   if (reversed && reversed->front().taps() == 1) small_reversed.emplace(*reversed, grad_geom, grad_in_geom);
   const SmallPlaneTables<T> small_correlate(*correlate, in_geom, grad_geom);
   const bool reversed_translates = small_reversed && !small_reversed->empty();
+  const InputExtent<T> grad_extent(g_data, grad_geom);  // what the input gradient's translations may read
   const bool correlate_translates = !small_correlate.empty();
   for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
     const T* g_plane = plane_ptr(g_data, grad_geom, n, c);
     if (reversed) {
       T* gin_plane = plane_ptr(gin_data, grad_in_geom, n, c);
       if (reversed_translates) {
-        k.translate_plane(g_plane, gin_plane, *(*small_reversed)[reversed->reading_class()[c]]);
+        k.translate_plane(g_plane, gin_plane, *(*small_reversed)[reversed->reading_class()[c]], grad_extent);
       } else {
         k.forward_plane(g_plane, gin_plane, grad_geom, grad_in_geom, (*reversed)[c], reversed->weights(c), scratch);
       }

@@ -67,11 +67,15 @@ void forward_typed(const at::Tensor& input, const at::Tensor& output, const TapT
     const SmallPlaneTables<T> small(taps, in_geom, out_geom);
     if (!small.empty()) {
       const std::vector<int32_t>& class_of = taps.reading_class();
+      if (count == 1) {
+        parallel_for_planes(out_geom, [&](int64_t begin, int64_t end) {
+          k.translate_planes(in_data, out_data, in_geom, out_geom, small, class_of.data(), begin, end);
+        });
+        return;
+      }
       for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
-        const T* in = plane_ptr(in_data, in_geom, n, c);
-        T* out = plane_ptr(out_data, out_geom, n, c);
-        if (count == 1) k.translate_plane(in, out, *small[class_of[c]]);
-        else k.filter_translated_plane(in, out, small[class_of[c]], count, taps.weights(c));
+        k.filter_translated_plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c),
+                                  small[class_of[c]], count, taps.weights(c));
       });
       return;
     }

@@ -48,8 +48,12 @@ struct Kernels {
   // Forward of one plane (n, c) whose channels are not inner.
   void (*forward_plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                         const ChannelTaps& taps, const ChannelWeights& weights, Scratch& scratch);
-  // Single-tap forward of a small dense plane, by its reading class's translation.
-  void (*translate_plane)(const T* in, T* out, const PlaneTranslation<T>& translation);
+  // Single-tap forward of a small dense plane, by its reading class's translation (input: the
+  // input tensor's extent, which the translation may read past the plane's edges).
+  void (*translate_plane)(const T* in, T* out, const PlaneTranslation<T>& translation, const InputExtent<T>& input);
+  // The same for planes [begin, end) of a tensor (n-major), the planes' classes class_of[c].
+  void (*translate_planes)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
+                           const SmallPlaneTables<T>& tables, const int32_t* class_of, int64_t begin, int64_t end);
   // Several-tap forward of a small dense plane, by its reading class's translations (count: one per
   // tap combination) and the channel's weights.
   void (*filter_translated_plane)(const T* in, T* out, const PlaneTranslation<T>* taps, int count,

@@ -11,14 +11,21 @@
 
 namespace shiftzoo::cpu {
 
-// Calls body(n, c, scratch) for every plane, planes in parallel in memory order (n-major), one
-// Scratch per task. Each task gets at least ~32K elements so that tiny planes do not drown in
+// Calls body(begin, end) for ranges of the planes (n, c) (index n * C + c), in parallel in memory
+// order (n-major). Each task gets at least ~32K elements so that tiny planes do not drown in
 // scheduling.
 template <class Body>
-void for_each_plane(const Geometry& g, Body&& body) {
+void parallel_for_planes(const Geometry& g, Body&& body) {
   const int64_t planes = g.batch * g.channels;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, g.plane_numel()));
-  at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, planes, grain, body);
+}
+
+// Calls body(n, c, scratch) for every plane, planes in parallel in memory order, one Scratch per
+// task.
+template <class Body>
+void for_each_plane(const Geometry& g, Body&& body) {
+  parallel_for_planes(g, [&](int64_t begin, int64_t end) {
     Scratch scratch;
     for (int64_t p = begin; p < end; ++p) body(p / g.channels, p % g.channels, scratch);
   });

@@ -2,7 +2,7 @@
 // of a plane reads, folded into one table, so that a plane costs a masked copy (a single-tap
 // forward or input gradient) or a masked dot product per tap (the backward's correlations) and
 // nothing per row or per edge. Built once per call from the tap tables; the kernels that read
-// them are translate_plane (kernels/forward_plane.h), translate_plane_affine (kernels/affine.h,
+// them are translate_plane and translate_planes (kernels/forward_plane.h), translate_plane_affine (kernels/affine.h,
 // the inference form, integer data included) and correlate_translated_plane (kernels/backward_plane.h).
 #pragma once
 #include <cstdint>
@@ -58,6 +58,25 @@ struct PlaneTranslation {
   const KeepMask<T>* keep = nullptr;
   const int32_t* fix_out = nullptr;
   const int32_t* fix_in = nullptr;
+};
+
+// The elements of an input tensor, [data, data + numel) with numel one past its last element's
+// offset (strides are not negative where translations are used): a translation may read past its
+// plane's edges inside them, masking what it reads there.
+template <typename T>
+struct InputExtent {
+  const T* data = nullptr;
+  int64_t numel = 0;
+
+  InputExtent(const T* tensor_data, const Geometry& g) : data(tensor_data), numel(1) {
+    numel += (g.batch - 1) * g.stride_n + (g.channels - 1) * g.stride_c;
+    for (int axis = 0; axis < kAxes; ++axis) numel += (g.size[axis] - 1) * g.stride[axis];
+  }
+  // Whether the n elements from plane + offset lie inside.
+  bool holds(const T* plane, int64_t offset, int64_t n) const {
+    const int64_t at = (plane - data) + offset;
+    return at >= 0 && at + n <= numel;
+  }
 };
 
 // The translations of every tap combination (TapTables: (a * kh + b) * kw + t) of every reading
