@@ -138,13 +138,16 @@ void forward_affine_typed(const at::Tensor& input, const at::Tensor& output, con
   }
   // Small planes by their classes' translations (as the plain forward's single tap does).
   const SmallPlaneTables<T> small(taps, in_geom, out_geom);
-  const std::vector<int32_t>& class_of = taps.reading_class();
+  if (!small.empty()) {
+    parallel_for_planes(out_geom, [&](int64_t begin, int64_t end) {
+      k.small_planes(in_data, out_data, in_geom, out_geom, small, taps.reading_class().data(), pre.data(),
+                     post.data(), fill, begin, end);
+    });
+    return;
+  }
   for_each_plane(out_geom, [&](int64_t n, int64_t c, Scratch&) {
-    const T* in = plane_ptr(in_data, in_geom, n, c);
-    T* out = plane_ptr(out_data, out_geom, n, c);
-    const T fill_c = fill ? fill[c] : T(0);
-    if (small.empty()) k.plane(in, out, in_geom, out_geom, taps[c], pre[c], post[c], fill_c);
-    else k.small_plane(in, out, *small[class_of[c]], pre[c], post[c], fill_c);
+    k.plane(plane_ptr(in_data, in_geom, n, c), plane_ptr(out_data, out_geom, n, c), in_geom, out_geom, taps[c], pre[c],
+            post[c], fill ? fill[c] : T(0));
   });
 }
 

@@ -31,9 +31,11 @@ struct AffineKernels {
   // that reads nothing reads).
   void (*plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom, const ChannelTaps& taps,
                 const AffineClamp<Accum>& pre, const AffineClamp<Accum>& post, T fill);
-  // The same for a small dense plane, by its reading class's translation (small_planes.h).
-  void (*small_plane)(const T* in, T* out, const PlaneTranslation<T>& translation, const AffineClamp<Accum>& pre,
-                      const AffineClamp<Accum>& post, T fill);
+  // Planes [begin, end) (n-major) of small dense planes, by their reading classes' translations
+  // (small_planes.h; plane (n, c) of class class_of[c]), with every channel's maps and fill (null: zeros).
+  void (*small_planes)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
+                       const SmallPlaneTables<T>& tables, const int32_t* class_of, const AffineClamp<Accum>* pre,
+                       const AffineClamp<Accum>* post, const T* fill, int64_t begin, int64_t end);
   // Output rows [row_begin, row_end) of a channels-inner layout, with every channel's maps and
   // fill (null: zeros).
   void (*rows_channels_inner)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,

@@ -2,7 +2,7 @@
 // of a plane reads, folded into one table, so that a plane costs a masked copy (a single-tap
 // forward or input gradient) or a masked dot product per tap (the backward's correlations) and
 // nothing per row or per edge. Built once per call from the tap tables; the kernels that read
-// them are translate_plane and translate_planes (kernels/forward_plane.h), translate_plane_affine (kernels/affine.h,
+// them are translate_plane(s) (kernels/forward_plane.h), translate_plane(s)_affine (kernels/affine.h,
 // the inference form, integer data included) and correlate_translated_plane (kernels/backward_plane.h).
 #pragma once
 #include <cstdint>
@@ -78,6 +78,20 @@ struct InputExtent {
     return at >= 0 && at + n <= numel;
   }
 };
+
+// Calls body(n, c) for planes [begin, end) of a tensor of C channels (plane n * C + c), in order:
+// the loop of the kernels that move a range of small planes.
+template <class Body>
+void for_planes(int64_t begin, int64_t end, int64_t C, Body&& body) {
+  int64_t n = begin / C, c = begin % C;
+  for (int64_t p = begin; p < end; ++p) {
+    body(n, c);
+    if (++c == C) {
+      c = 0;
+      ++n;
+    }
+  }
+}
 
 // The translations of every tap combination (TapTables: (a * kh + b) * kw + t) of every reading
 // class, for output planes with dense rows of at most kSmallPlane elements, at most kSmallPlaneTaps

@@ -75,25 +75,61 @@ void forward_plane_affine(const T* in_plane, T* out_plane, const Geometry& in_ge
 // A small dense plane (small_planes.h) with the channel's maps and fill: where its reading class's
 // translation keeps an output, post(pre(the translated input)); elsewhere the tap reads nothing,
 // post(fill); then the few outputs that read elsewhere (a padding's). No per-row or per-edge work:
-// late-stage planes (7x7) cost little more than their copy. (What the kept range reads where the
-// mask is clear lies inside the input plane, and is discarded.)
+// late-stage planes (7x7) cost little more than their copy. Where the translated plane lies inside
+// the input tensor (`input`), one pass over the whole plane (the mask gives the rest its value);
+// otherwise only the kept range [lo, hi) is read. (What is read where the mask is clear is
+// discarded.)
 template <typename T>
 void translate_plane_affine(const T* in_plane, T* __restrict out_plane, const PlaneTranslation<T>& t,
                             const AffineClamp<at::opmath_type<T>>& pre, const AffineClamp<at::opmath_type<T>>& post,
-                            T fill) {
+                            T fill, const InputExtent<T>& input) {
   using A = at::opmath_type<T>;
   const T nothing = static_cast<T>(post(static_cast<A>(fill)));
   const T* src = in_plane + t.shift;
-  for (int64_t i = 0; i < t.lo; ++i) out_plane[i] = nothing;
+  const bool whole = input.holds(in_plane, t.shift, t.numel);
+  constexpr int64_t L = 32 / sizeof(T);
+  if constexpr (!kMapsValues<A>) {
+    if (whole && t.numel >= L) {  // integer data: 32-byte bit selects, the last overlapping the one before it
+      using Bits = Vec32<T>;
+      const Bits of_nothing = Bits{} + nothing;
+      auto select = [&](int64_t i) {
+        const Bits keep = load_vec(t.keep + i);
+        const Bits bits = (load_vec(src + i) & keep) | (of_nothing & ~keep);
+        std::memcpy(out_plane + i, &bits, sizeof(bits));
+      };
+      for (int64_t i = 0; i + L < t.numel; i += L) select(i);
+      select(t.numel - L);
+      for (int64_t f = 0; f < t.fixes; ++f) out_plane[t.fix_out[f]] = in_plane[t.fix_in[f]];
+      return;
+    }
+  }
+  const int64_t lo = whole ? 0 : t.lo, hi = whole ? t.numel : t.hi;
+  for (int64_t i = 0; i < lo; ++i) out_plane[i] = nothing;
   if constexpr (kMapsValues<A>) {
-    for (int64_t i = t.lo; i < t.hi; ++i)
+    for (int64_t i = lo; i < hi; ++i)
       out_plane[i] = t.keep[i] ? static_cast<T>(post(pre(static_cast<A>(src[i])))) : nothing;
   } else {  // integer data: a bit select, vectorised as translate_plane's AND
-    for (int64_t i = t.lo; i < t.hi; ++i) out_plane[i] = (src[i] & t.keep[i]) | (nothing & ~t.keep[i]);
+    for (int64_t i = lo; i < hi; ++i) out_plane[i] = (src[i] & t.keep[i]) | (nothing & ~t.keep[i]);
   }
-  for (int64_t i = t.hi; i < t.numel; ++i) out_plane[i] = nothing;
+  for (int64_t i = hi; i < t.numel; ++i) out_plane[i] = nothing;
   for (int64_t f = 0; f < t.fixes; ++f)
     out_plane[t.fix_out[f]] = static_cast<T>(post(pre(static_cast<A>(in_plane[t.fix_in[f]]))));
+}
+
+// translate_plane_affine over planes [begin, end) of a tensor (n-major), each with its channel's
+// maps and fill (fill null: zeros): the loop over planes beside the kernel it inlines, so that a
+// small plane pays no call or division of its own.
+template <typename T>
+void translate_planes_affine(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
+                             const SmallPlaneTables<T>& tables, const int32_t* class_of,
+                             const AffineClamp<at::opmath_type<T>>* pre, const AffineClamp<at::opmath_type<T>>* post,
+                             const T* fill, int64_t begin, int64_t end) {
+  const InputExtent<T> input(in_data, in_geom);
+  for_planes(begin, end, in_geom.channels, [&](int64_t n, int64_t c) {
+    translate_plane_affine(in_data + n * in_geom.stride_n + c * in_geom.stride_c,
+                           out_data + n * out_geom.stride_n + c * out_geom.stride_c, *tables[class_of[c]], pre[c],
+                           post[c], fill ? fill[c] : T(0), input);
+  });
 }
 
 // out[c] = post_c(pre_c(out[c])) for the channels of one pixel (contiguous), every channel's map

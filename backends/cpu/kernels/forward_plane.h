@@ -370,16 +370,10 @@ template <typename T>
 void translate_planes(const T* in_data, T* out_data, const Geometry& in_geom, const Geometry& out_geom,
                       const SmallPlaneTables<T>& tables, const int32_t* class_of, int64_t begin, int64_t end) {
   const InputExtent<T> input(in_data, in_geom);
-  const int64_t C = in_geom.channels;
-  int64_t n = begin / C, c = begin % C;
-  for (int64_t p = begin; p < end; ++p) {
+  for_planes(begin, end, in_geom.channels, [&](int64_t n, int64_t c) {
     translate_plane(in_data + n * in_geom.stride_n + c * in_geom.stride_c,
                     out_data + n * out_geom.stride_n + c * out_geom.stride_c, *tables[class_of[c]], input);
-    if (++c == C) {
-      c = 0;
-      ++n;
-    }
-  }
+  });
 }
 
 // A small dense plane of a several-tap shift, by its reading class's translations

@@ -19,7 +19,7 @@ namespace {
 
 template <typename T>
 AffineKernels<T> make_affine_kernels() {
-  return {&forward_plane_affine<T>, &translate_plane_affine<T>, &forward_rows_affine_channels_inner<T>};
+  return {&forward_plane_affine<T>, &translate_planes_affine<T>, &forward_rows_affine_channels_inner<T>};
 }
 
 template <typename T>
