@@ -187,7 +187,7 @@ def test_planes_moved_as_vectors(plane, dims, padding, dtype):
     before it: planes of at most 256 elements as one translated plane read past its edges inside
     the input (its first and last planes, whose reads would leave it, element by element); larger
     ones row by row, rows of 1 to 4 vectors (its first and last source rows, whose moved vectors
-    would leave the plane, element by element). Every row width from one vector up, every
+    would leave the plane, through the row copy). Every row width from one vector up, every
     whole-pixel offset along W from -(W - 1) to W - 1 and past the row, moved up and down. Batch 1
     puts channel 0's plane at the start of the input's memory and the last at its end (the
     sanitizer build sees a read that leaves them). Forward and the input gradient (the same

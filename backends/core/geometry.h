@@ -40,6 +40,20 @@ struct Geometry {
   int first_real_axis() const { return kAxes - spatial_dims; }
 };
 
+// Calls body(n, c) for planes [begin, end) of a tensor of C channels (plane n * C + c), in order,
+// with one division per range, not per plane.
+template <class Body>
+void for_planes(int64_t begin, int64_t end, int64_t C, Body&& body) {
+  int64_t n = begin / C, c = begin % C;
+  for (int64_t p = begin; p < end; ++p) {
+    body(n, c);
+    if (++c == C) {
+      c = 0;
+      ++n;
+    }
+  }
+}
+
 // a / b rounded down and up, for b > 0 and any sign of a.
 inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 inline int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }

@@ -27,7 +27,7 @@ template <class Body>
 void for_each_plane(const Geometry& g, Body&& body) {
   parallel_for_planes(g, [&](int64_t begin, int64_t end) {
     Scratch scratch;
-    for (int64_t p = begin; p < end; ++p) body(p / g.channels, p % g.channels, scratch);
+    for_planes(begin, end, g.channels, [&](int64_t n, int64_t c) { body(n, c, scratch); });
   });
 }
 

@@ -79,20 +79,6 @@ struct InputExtent {
   }
 };
 
-// Calls body(n, c) for planes [begin, end) of a tensor of C channels (plane n * C + c), in order:
-// the loop of the kernels that move a range of small planes.
-template <class Body>
-void for_planes(int64_t begin, int64_t end, int64_t C, Body&& body) {
-  int64_t n = begin / C, c = begin % C;
-  for (int64_t p = begin; p < end; ++p) {
-    body(n, c);
-    if (++c == C) {
-      c = 0;
-      ++n;
-    }
-  }
-}
-
 // The translations of every tap combination (TapTables: (a * kh + b) * kw + t) of every reading
 // class, for output planes with dense rows of at most kSmallPlane elements, at most kSmallPlaneTaps
 // combinations and input offsets that fit 32 bits; empty() otherwise.

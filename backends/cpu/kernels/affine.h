@@ -88,30 +88,27 @@ void translate_plane_affine(const T* in_plane, T* __restrict out_plane, const Pl
   const T* src = in_plane + t.shift;
   const bool whole = input.holds(in_plane, t.shift, t.numel);
   constexpr int64_t L = 32 / sizeof(T);
-  if constexpr (!kMapsValues<A>) {
-    if (whole && t.numel >= L) {  // integer data: 32-byte bit selects, the last overlapping the one before it
+  if (!kMapsValues<A> && whole && t.numel >= L) {
+    if constexpr (!kMapsValues<A>) {  // integer data: 32-byte bit selects
       using Bits = Vec32<T>;
       const Bits of_nothing = Bits{} + nothing;
-      auto select = [&](int64_t i) {
+      for_overlapping_vectors<L>(t.numel, [&](int64_t, int64_t i) {
         const Bits keep = load_vec(t.keep + i);
         const Bits bits = (load_vec(src + i) & keep) | (of_nothing & ~keep);
         std::memcpy(out_plane + i, &bits, sizeof(bits));
-      };
-      for (int64_t i = 0; i + L < t.numel; i += L) select(i);
-      select(t.numel - L);
-      for (int64_t f = 0; f < t.fixes; ++f) out_plane[t.fix_out[f]] = in_plane[t.fix_in[f]];
-      return;
+      });
     }
+  } else {
+    const int64_t lo = whole ? 0 : t.lo, hi = whole ? t.numel : t.hi;
+    for (int64_t i = 0; i < lo; ++i) out_plane[i] = nothing;
+    if constexpr (kMapsValues<A>) {
+      for (int64_t i = lo; i < hi; ++i)
+        out_plane[i] = t.keep[i] ? static_cast<T>(post(pre(static_cast<A>(src[i])))) : nothing;
+    } else {  // integer data: a bit select, vectorised as translate_plane's AND
+      for (int64_t i = lo; i < hi; ++i) out_plane[i] = (src[i] & t.keep[i]) | (nothing & ~t.keep[i]);
+    }
+    for (int64_t i = hi; i < t.numel; ++i) out_plane[i] = nothing;
   }
-  const int64_t lo = whole ? 0 : t.lo, hi = whole ? t.numel : t.hi;
-  for (int64_t i = 0; i < lo; ++i) out_plane[i] = nothing;
-  if constexpr (kMapsValues<A>) {
-    for (int64_t i = lo; i < hi; ++i)
-      out_plane[i] = t.keep[i] ? static_cast<T>(post(pre(static_cast<A>(src[i])))) : nothing;
-  } else {  // integer data: a bit select, vectorised as translate_plane's AND
-    for (int64_t i = lo; i < hi; ++i) out_plane[i] = (src[i] & t.keep[i]) | (nothing & ~t.keep[i]);
-  }
-  for (int64_t i = hi; i < t.numel; ++i) out_plane[i] = nothing;
   for (int64_t f = 0; f < t.fixes; ++f)
     out_plane[t.fix_out[f]] = static_cast<T>(post(pre(static_cast<A>(in_plane[t.fix_in[f]]))));
 }

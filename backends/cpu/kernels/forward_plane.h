@@ -102,8 +102,8 @@ void translate_rows(const T* in_plane, T* out_plane, const Geometry& in_geom, co
   using Lanes = Vec32<std::make_signed_t<U>>;
   constexpr int64_t L = 32 / sizeof(T);
   const int64_t D = out_geom.size[0], H = out_geom.size[1], W = out_geom.size[2];
-  const int64_t vectors = (W + L - 1) / L, last = W - L, offset = taps.offset;
-  // the columns vector v covers (from v * L; the last one from W - L) that read inside the row
+  const int64_t offset = taps.offset;
+  // the columns each vector of a row covers that read inside the row
   using Lane = std::make_signed_t<U>;
   auto splat = [](int64_t value) {
     Lanes lanes;
@@ -114,10 +114,10 @@ void translate_rows(const T* in_plane, T* out_plane, const Geometry& in_geom, co
   for (int64_t l = 0; l < L; ++l) iota[l] = static_cast<Lane>(l);
   const Lanes begin = splat(taps.inner.begin), end = splat(taps.inner.end);
   Bits keep[kMaxRowVectors];
-  for (int64_t v = 0; v < vectors; ++v) {
-    const Lanes column = iota + splat(v + 1 < vectors ? v * L : last);
+  for_overlapping_vectors<L>(W, [&](int64_t v, int64_t start) {
+    const Lanes column = iota + splat(start);
     keep[v] = reinterpret_cast<Bits>((column >= begin) & (column < end));
-  }
+  });
   bool mapped_edges = false;  // a padding's edge columns, read after the masked vectors
   for (int64_t e = 0; e < taps.edges; ++e) mapped_edges |= taps.edge_src[e] != kZeroTap;
   auto store = [](T* out, const Bits& bits) { std::memcpy(out, &bits, sizeof(bits)); };
@@ -127,8 +127,7 @@ void translate_rows(const T* in_plane, T* out_plane, const Geometry& in_geom, co
       T* out_row = out_plane + z * out_geom.stride[0] + y * W;
       const int64_t sy = sz == kZeroTap ? kZeroTap : taps.src_y[y];
       if (sy == kZeroTap) {
-        for (int64_t v = 0; v + 1 < vectors; ++v) store(out_row + v * L, Bits{});
-        store(out_row + last, Bits{});
+        for_overlapping_vectors<L>(W, [&](int64_t, int64_t start) { store(out_row + start, Bits{}); });
         continue;
       }
       const T* src_row = in_plane + sz * in_geom.stride[0] + sy * W;
@@ -137,8 +136,9 @@ void translate_rows(const T* in_plane, T* out_plane, const Geometry& in_geom, co
         continue;
       }
       const U* from = reinterpret_cast<const U*>(src_row + offset);
-      for (int64_t v = 0; v + 1 < vectors; ++v) store(out_row + v * L, load_vec(from + v * L) & keep[v]);
-      store(out_row + last, load_vec(from + last) & keep[vectors - 1]);
+      for_overlapping_vectors<L>(W, [&](int64_t v, int64_t start) {
+        store(out_row + start, load_vec(from + start) & keep[v]);
+      });
       if (mapped_edges) fill_edges(src_row, out_row, taps);
     }
   }
@@ -349,12 +349,10 @@ void translate_plane(const T* in_plane, T* __restrict out_plane, const PlaneTran
   Bits* __restrict out = reinterpret_cast<Bits*>(out_plane);
   if (t.numel >= L && input.holds(in_plane, t.shift, t.numel)) {
     const U* src = reinterpret_cast<const U*>(in_plane + t.shift);
-    auto move = [&](int64_t i) {
+    for_overlapping_vectors<L>(t.numel, [&](int64_t, int64_t i) {
       const Vec32<U> bits = load_vec(src + i) & load_vec(t.keep + i);
       std::memcpy(out_plane + i, &bits, sizeof(bits));
-    };
-    for (int64_t i = 0; i + L < t.numel; i += L) move(i);
-    move(t.numel - L);
+    });
   } else {
     const Bits* __restrict src = in + t.shift;
     for (int64_t i = 0; i < t.lo; ++i) out[i] = 0;

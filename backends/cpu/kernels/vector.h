@@ -45,6 +45,16 @@ struct VectorBits<8> {
   typedef uint64_t type __attribute__((vector_size(32)));
 };
 
+// Calls body(v, start) for the vectors of L elements that cover n >= L elements: vector v starts
+// at v * L, the last one at n - L, overlapping the one before it (what the overlap writes twice
+// must come out the same both times).
+template <int64_t L, class Body>
+void for_overlapping_vectors(int64_t n, Body&& body) {
+  const int64_t vectors = (n + L - 1) / L;
+  for (int64_t v = 0; v + 1 < vectors; ++v) body(v, v * L);
+  body(vectors - 1, n - L);
+}
+
 // Stores the lanes of v as consecutive T: a plain store; bfloat16 rounded to nearest even (NaN
 // stays NaN) in vector code, as c10's conversion does lane by lane; others lane by lane.
 template <typename T, typename A>
