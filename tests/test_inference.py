@@ -43,6 +43,7 @@ def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampl
     stride, crop = sampling
     crop = [(1, -1)] * dims if crop == "crop" else crop
     a1, b1 = torch.rand(C, generator=gen(2)) + 0.5, torch.randn(C, generator=gen(3))
+    b1[3] = 1.0  # the far channel's pre(0) is not 0: a tap reading nothing (post(0)) differs from a mapped 0
     a2, b2 = torch.rand(C, generator=gen(4)) + 0.5, torch.randn(C, generator=gen(5))
     pre = (a1, b1) if maps in ("both", "pre") else (None, None)
     post = (a2, b2) if maps in ("both", "post") else (None, None)
@@ -52,6 +53,28 @@ def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampl
                                           *post, -1.0, 2.0)
     assert got.shape == want.shape
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("maps", ["both", "none"])
+def test_channels_shifted_far_on_wide_channels_last_rows(padding, maps):
+    """Rows wide enough that a channel shifted 20 pixels along W is read on its own (the gather's
+    far channels), beside channels shifted by a pixel or two, on rows where all of those read
+    inside the input: a far channel whose source row reads nothing (zeros padding) must give
+    post(0), not a mapped zero; one whose row is read, its own pixels through the padding."""
+    C = 12
+    s = torch.randint(-2, 3, (C, 2), generator=gen(1)).float()
+    s[3] = 20.0  # beyond the axis on both axes
+    s[5] = torch.tensor([1.0, -20.0])  # beyond the row only
+    x = make_input((2, C, 8, 24), torch.float32, "channels_last", seed=4) * 4
+    a1, b1 = torch.rand(C, generator=gen(2)) + 0.5, torch.rand(C, generator=gen(3)) + 0.5  # pre(0) != 0
+    a2, b2 = torch.rand(C, generator=gen(4)) + 0.5, torch.randn(C, generator=gen(5))
+    pre, post = ((a1, b1), (a2, b2)) if maps == "both" else ((None, None), (None, None))
+    want = fma_map(reference.shift(fma_map(x, *pre, 0.0, 6.0), s, padding, "nearest"), *post, -1.0, 2.0)
+    got = torch.ops.shiftzoo.shift_affine(x, s, padding, *Sampling.of(2).op_args(), *pre, 0.0, 6.0, *post, -1.0, 2.0)
+    assert torch.equal(got, want)
+    plain = torch.ops.shiftzoo.shift(x, s, padding, "nearest", "nearest", *Sampling.of(2).op_args())
+    assert torch.equal(plain, reference.shift(x, s, padding, "nearest"))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

@@ -188,7 +188,7 @@ struct PixelMaps {
   // clamp_keeping_nan lane by lane: NaN stays NaN
   template <typename Vec>
   static Vec clamp_lanes(Vec v, A lo, A hi) {
-    const Vec low = Vec{} + lo, high = Vec{} + hi;
+    const Vec low = lo - Vec{}, high = hi - Vec{};  // broadcasts (x - 0 is x; 0 + x is not, for x = -0.0)
     v = low > v ? low : v;
     return high < v ? high : v;
   }
@@ -277,17 +277,9 @@ void forward_rows_affine_channels_inner(const T* in_data, T* out_data, const Geo
     const T* in_n = in_data + n * in_geom.stride_n;
     gather->gather(in_n, z, 0, taps.front().step_y * y, out_row, os, ocs);
     for (int64_t x = 0; x < W; ++x) map(out_row + x * os);
-    const std::vector<int64_t>& band = gather->band();
-    for (size_t b = 0; b < band.size(); ++b) {
-      T* out = out_row + band[b] * os;
-      const int64_t* sources = gather->band_sources().data() + b * C;
-      for (int64_t c = 0; c < C; ++c)
-        if (sources[c] == kZeroTap) out[c * ocs] = of_nothing[c];
-    }
-    for (int64_t c = 0; c < C; ++c) {  // channels whose source row reads nothing
-      if (taps[c].src_z[z] != kZeroTap && taps[c].src_y[y] != kZeroTap) continue;
+    for (const auto& [x, c] : gather->band_silent()) out_row[x * os + c * ocs] = of_nothing[c];
+    for (const int64_t c : gather->silent_channels())  // channels whose source row reads nothing
       for (int64_t x = 0; x < W; ++x) out_row[x * os + c * ocs] = of_nothing[c];
-    }
     for (const int64_t c : gather->far_channels()) {
       const int64_t sz = taps[c].src_z[z], sy = taps[c].src_y[y];
       if (sz == kZeroTap || sy == kZeroTap) continue;  // done above

@@ -14,13 +14,13 @@ namespace shiftzoo::cpu {
 namespace {
 
 // Pixels `common` of a gathered row, pixel by pixel, channel by channel: out[x * os + c * ocs] =
-// sources[c][x * xs] (every read in range by the caller's choice of `common`).
-template <typename T, typename G>
-void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const T* const* sources, int64_t C, int64_t xs, Span common) {
+// source(c)[x * xs] (every read in range by the caller's choice of `common`).
+template <typename G, class Source>
+void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const Source& source, int64_t C, int64_t xs, Span common) {
   for (int64_t x = common.begin; x < common.end; ++x) {
     G* __restrict out_x = out + x * os;
     const int64_t in_x = x * xs;
-    for (int64_t c = 0; c < C; ++c) out_x[c * ocs] = static_cast<G>(sources[c][in_x]);
+    for (int64_t c = 0; c < C; ++c) out_x[c * ocs] = static_cast<G>(source(c)[in_x]);
   }
 }
 
@@ -35,23 +35,30 @@ void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const T* const* sources
 // where every regular channel reads inside the input row, straight from the moved source rows;
 // the few outside it (at most kEdge at each end) through a table built once; the channels shifted
 // further (not regular) each on its own afterwards, so that they cannot shrink `common`.
+// Rows away from the input's edges (most of them) read at fixed distances from the raw row: one
+// table of offsets serves them all, no work per channel and row; only the rows near the edges
+// look up each channel's source row (from flat per-channel tables, no division per channel).
 template <typename T>
 class ChannelRowGather {
  public:
   ChannelRowGather(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom, int64_t width,
                    int64_t pixel_step)
       : taps_(taps), in_geom_(in_geom), C_(in_geom.channels), W_(in_geom.size[2]), width_(width),
-        pixel_step_(pixel_step), out_size_(out_geom.size), row_shift_(C_), x_shift_(C_),
+        pixel_step_(pixel_step), out_size_(out_geom.size), row_shift_(C_), x_shift_(C_), inside_row_(C_),
+        inside_offset_(C_), src_z_(C_), src_y_(C_),
         zero_row_(std::max(width * pixel_step, W_) * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)),
         rows_(C_), sources_(C_) {
-    std::vector<bool> regular(C_);
+    std::vector<char> regular(C_);
     const ChannelTaps& front = taps.front();
     common_ = {0, width};
     // every raw (D, H) index some output reads
     inside_z_ = {0, front.step_z * std::max<int64_t>(out_size_[0] - 1, 0) + front.kd};
     inside_y_ = {0, front.step_y * std::max<int64_t>(out_size_[1] - 1, 0) + front.kh};
+    int64_t some_regular = -1;
     for (int64_t c = 0; c < C_; ++c) {
       const ChannelTaps& t = taps[c];
+      src_z_[c] = t.src_z;
+      src_y_[c] = t.src_y;
       row_shift_[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
       x_shift_[c] = t.offset * in_geom.stride[2];
       const Span in = reads_inside(t);
@@ -60,73 +67,113 @@ class ChannelRowGather {
         far_.push_back(c);
         continue;
       }
+      some_regular = c;
       common_.begin = std::max(common_.begin, in.begin);
       common_.end = std::min(common_.end, in.end);
       inside_z_ = {std::max(inside_z_.begin, -t.offset_z), std::min(inside_z_.end, in_geom.size[0] - t.offset_z)};
       inside_y_ = {std::max(inside_y_.begin, -t.offset_y), std::min(inside_y_.end, in_geom.size[1] - t.offset_y)};
     }
     if (common_.end < common_.begin) common_.end = common_.begin;
+    if (some_regular < 0) {  // far channels only: no row is read at fixed distances (all near the edges)
+      common_.end = common_.begin;
+      inside_z_ = inside_y_ = {0, 0};
+    }
+    // On rows inside, a far channel reads where a regular one does, in its own channel (in range;
+    // overwritten afterwards).
+    for (int64_t c = 0; c < C_; ++c) {
+      const int64_t like = regular[c] || some_regular < 0 ? c : some_regular;
+      inside_row_[c] = row_shift_[like] + (c - like) * in_geom.stride_c;
+      inside_offset_[c] = inside_row_[c] + x_shift_[like];
+    }
+    // Where a channel reads nothing, the band reads its row's pixel 0 and the zero comes after
+    // (band_silent): no branch per element.
     for (int64_t x = 0; x < width; ++x)
       if (x < common_.begin || x >= common_.end) band_x_.push_back(x);
     band_src_.resize(band_x_.size() * C_);
-    for (int64_t c = 0; c < C_; ++c)
-      for (size_t b = 0; b < band_x_.size(); ++b)
-        band_src_[b * C_ + c] = regular[c] ? source_x(taps[c], band_x_[b]) : kZeroTap;
+    for (size_t b = 0; b < band_x_.size(); ++b)
+      for (int64_t c = 0; c < C_; ++c) {
+        const int64_t source = regular[c] ? source_x(taps[c], band_x_[b]) : 0;
+        if (source == kZeroTap) band_silent_.push_back({band_x_[b], c});
+        band_src_[b * C_ + c] = source == kZeroTap ? 0 : source;
+      }
   }
 
   // Gathered row (a, j) of batch item n (input at in_n) for output rows in D-slice z, pixel x's
   // channels at out[x * os + c * ocs]; j is a raw H index some output row reads.
   template <typename G>
   void gather(const T* in_n, int64_t z, int a, int64_t j, G* out, int64_t os, int64_t ocs) {
-    const int64_t xs = in_geom_.stride[2], ics = in_geom_.stride_c;
+    const int64_t xs = in_geom_.stride[2];
     const int64_t zz = taps_.front().step_z * z + a;  // the raw D index, counted like j
-    if (zz >= inside_z_.begin && zz < inside_z_.end && j >= inside_y_.begin && j < inside_y_.end) {
+    silent_.clear();
+    const bool inside = zz >= inside_z_.begin && zz < inside_z_.end && j >= inside_y_.begin && j < inside_y_.end;
+    if (inside) {
       // every regular channel reads an input row at its own fixed distance from (zz, j)
       const T* base = in_n + zz * in_geom_.stride[0] + j * in_geom_.stride[1];
+      const int64_t* offset = inside_offset_.data();
+      const int64_t* row = inside_row_.data();
+      copy_shared_pixels(out, os, ocs, [&](int64_t c) { return base + offset[c]; }, C_, pixel_step_ * xs, common_);
+      copy_band(out, os, ocs, [&](int64_t c) { return base + row[c]; });
+    } else {
+      const ChannelTaps& front = taps_.front();
+      const int64_t p = std::min(j / front.step_y, out_size_[1] - 1), t = j - front.step_y * p;
+      const int64_t row_z = z * front.kd + a, row_y = p * front.kh + t;
       for (int64_t c = 0; c < C_; ++c) {
-        rows_[c] = base + row_shift_[c];
+        const int64_t sz = src_z_[c][row_z], sy = t < front.kh ? src_y_[c][row_y] : kZeroTap;
+        if (sz == kZeroTap || sy == kZeroTap) {
+          silent_.push_back(c);
+          rows_[c] = sources_[c] = zero_row_.data() + c * in_geom_.stride_c;
+          continue;
+        }
+        rows_[c] = in_n + c * in_geom_.stride_c + sz * in_geom_.stride[0] + sy * in_geom_.stride[1];
         sources_[c] = rows_[c] + x_shift_[c];
       }
-    } else {
-      for (int64_t c = 0; c < C_; ++c) {
-        const T* row = source_row(in_n, c, z, a, j);
-        rows_[c] = row ? row : zero_row_.data() + c * ics;
-        sources_[c] = row ? row + x_shift_[c] : rows_[c];
-      }
+      for (const int64_t c : far_) rows_[c] = sources_[c] = zero_row_.data() + c * in_geom_.stride_c;  // below
+      const T* const* sources = sources_.data();
+      const T* const* rows = rows_.data();
+      copy_shared_pixels(out, os, ocs, [&](int64_t c) { return sources[c]; }, C_, pixel_step_ * xs, common_);
+      copy_band(out, os, ocs, [&](int64_t c) { return rows[c]; });
     }
-    for (const int64_t c : far_) rows_[c] = sources_[c] = zero_row_.data() + c * ics;  // written below
-    copy_shared_pixels(out, os, ocs, sources_.data(), C_, pixel_step_ * xs, common_);
-    for (size_t b = 0; b < band_x_.size(); ++b) {
-      G* __restrict out_x = out + band_x_[b] * os;
-      const int64_t* src_x = band_src_.data() + b * C_;
-      for (int64_t c = 0; c < C_; ++c)
-        out_x[c * ocs] = src_x[c] == kZeroTap ? G(0) : static_cast<G>(rows_[c][src_x[c] * xs]);
+    for (const auto& [x, c] : band_silent_) out[x * os + c * ocs] = G(0);
+    for (const int64_t c : far_) {
+      const T* row = source_row(in_n, c, z, a, j);
+      if (!row && inside) silent_.push_back(c);  // (the loop above has it otherwise)
+      far_channel(taps_[c], row, out + c * ocs, os);
     }
-    for (const int64_t c : far_) far_channel(taps_[c], source_row(in_n, c, z, a, j), out + c * ocs, os);
   }
 
-  // The pixels outside those where every regular channel reads inside its row; the channels
-  // that are not regular (below).
-  const std::vector<int64_t>& band() const { return band_x_; }
-  // What regular channel c reads at band pixel band()[b]: band_sources()[b * C + c] (kZeroTap:
-  // nothing, where the row itself is read).
-  const std::vector<int64_t>& band_sources() const { return band_src_; }
+  // The channels whose input row the last gathered row reads nothing from (zeros there).
+  const std::vector<int64_t>& silent_channels() const { return silent_; }
+  // The pixels x (outside those where every regular channel reads inside its row) at which
+  // regular channel c reads nothing from its row: pairs (x, c).
+  const std::vector<std::array<int64_t, 2>>& band_silent() const { return band_silent_; }
   const std::vector<int64_t>& far_channels() const { return far_; }
 
  private:
   // Channels whose reads leave the input row further than this from its ends are not regular.
   static constexpr int64_t kEdge = 8;
 
+  // The pixels outside `common`, through the band table: out = row(c)[source * xs] (band_silent
+  // still to be zeroed).
+  template <typename G, class Row>
+  void copy_band(G* out, int64_t os, int64_t ocs, const Row& row) const {
+    const int64_t xs = in_geom_.stride[2];
+    for (size_t b = 0; b < band_x_.size(); ++b) {
+      G* __restrict out_x = out + band_x_[b] * os;
+      const int64_t* src_x = band_src_.data() + b * C_;
+      for (int64_t c = 0; c < C_; ++c) out_x[c * ocs] = static_cast<G>(row(c)[src_x[c] * xs]);
+    }
+  }
   // Pixels x of a gathered row whose raw index pixel_step * x + offset lies inside the input row.
   Span reads_inside(const ChannelTaps& taps) const {
-    const int64_t begin = std::clamp<int64_t>(ceil_div(-taps.offset, pixel_step_), 0, width_);
-    return {begin, std::clamp<int64_t>(ceil_div(W_ - taps.offset, pixel_step_), begin, width_)};
+    const auto up = [&](int64_t a) { return pixel_step_ == 1 ? a : ceil_div(a, pixel_step_); };  // (no division)
+    const int64_t begin = std::clamp<int64_t>(up(-taps.offset), 0, width_);
+    return {begin, std::clamp<int64_t>(up(W_ - taps.offset), begin, width_)};
   }
   // What raw index pixel_step * x + offset reads along W: tap r - step_x * p of output
   // p = min(r / step_x, W_out - 1), r = pixel_step * x (kZeroTap for a raw index no tap reads).
   int64_t source_x(const ChannelTaps& taps, int64_t x) const {
     const int64_t r = pixel_step_ * x;
-    const int64_t p = std::min(r / taps.step_x, out_size_[2] - 1);
+    const int64_t p = std::min(taps.step_x == 1 ? r : r / taps.step_x, out_size_[2] - 1);
     const int64_t t = r - taps.step_x * p;
     return t < taps.kw ? taps.source_x(p, static_cast<int>(t)) : kZeroTap;
   }
@@ -156,15 +203,20 @@ class ChannelRowGather {
   int64_t C_, W_, width_, pixel_step_;
   std::array<int64_t, kAxes> out_size_;
   Span common_;
-  Span inside_z_, inside_y_;        // raw (D, H) indices at which every regular channel reads inside
-  std::vector<int64_t> row_shift_;  // [c]: from raw row (zz, j) to channel c's input row, in elements
-  std::vector<int64_t> x_shift_;    // [c]: its offset along W, in elements
-  std::vector<int64_t> far_;        // the channels that are not regular
-  std::vector<int64_t> band_x_;     // the pixels outside common_
-  std::vector<int64_t> band_src_;   // [b * C + c]: what channel c reads at band_x_[b] (far: kZeroTap)
-  std::vector<T> zero_row_;         // stands in for a zero row: read at [c * ics + x * xs]
-  std::vector<const T*> rows_;      // per gather: channel c's input row
-  std::vector<const T*> sources_;   // the same, moved by the channel's offset
+  Span inside_z_, inside_y_;           // raw (D, H) indices at which every regular channel reads inside
+  std::vector<int64_t> row_shift_;     // [c]: from raw row (zz, j) to channel c's input row, in elements
+  std::vector<int64_t> x_shift_;       // [c]: its offset along W, in elements
+  std::vector<int64_t> inside_row_;    // [c]: on rows inside, from raw row (zz, j) to channel c's input row
+  std::vector<int64_t> inside_offset_;  // [c]: the same, moved by its offset along W
+  std::vector<const int64_t*> src_z_, src_y_;  // [c]: the channel's D and H tables
+  std::vector<int64_t> far_;           // the channels that are not regular
+  std::vector<int64_t> band_x_;        // the pixels outside common_
+  std::vector<int64_t> band_src_;      // [b * C + c]: what channel c reads at band_x_[b] (nothing, far: 0)
+  std::vector<std::array<int64_t, 2>> band_silent_;  // (x, c): where regular channel c reads nothing
+  std::vector<T> zero_row_;            // stands in for a zero row: read at [c * ics + x * xs]
+  std::vector<const T*> rows_;         // per gather near the edges: channel c's input row
+  std::vector<const T*> sources_;      // the same, moved by the channel's offset
+  std::vector<int64_t> silent_;        // per gather: silent_channels()
 };
 
 // The gathered rows (ChannelRowGather, in A, dense: pixel x's channels at [x * C, x * C + C))

@@ -69,25 +69,29 @@ struct RowsAhead {
 
 // Pixels [x_begin, x_end) of a channels-inner output row built from pieces (ChannelRunRows): vector
 // v of pixel x is the OR of its pieces p in [piece_end[v - 1], piece_end[v]), each 32 bytes read
-// at source[p] + x * step[p] under the lanes mask[p * lanes, + lanes), stored at channel
+// at source[p] + x * step under the lanes mask[p * lanes, + lanes), stored at channel
 // vector_start[v] (through map.vector first, for a map of kVectors; otherwise map(pixel) after).
 // Restrict-qualified parameters: the stores cannot change the tables, which stay in registers.
 template <typename T, typename Lane, class PixelMap>
 void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end, const T* const* __restrict source,
-               const int64_t* __restrict step, const Lane* __restrict mask, const int64_t* __restrict vector_start,
+               int64_t step, const Lane* __restrict mask, const int64_t* __restrict vector_start,
                const int64_t* __restrict piece_end, int64_t vectors, const RowsAhead<T>& ahead,
-               const PixelMap& map) {
+               const PixelMap& pixel_map) {
   using Bits = typename VectorBits<sizeof(T)>::type;
   constexpr int64_t kLanes = 32 / sizeof(T);
+  // A copy of its own: the stores to out_row cannot change it, so its bounds stay in registers
+  // (through the reference they were reloaded and broadcast for every vector).
+  const PixelMap map = pixel_map;
   for (int64_t x = x_begin; x < x_end; ++x) {
     T* out = out_row + x * os;
+    const int64_t in_x = x * step;
     ahead.prefetch(x);
     int64_t p = 0;
     for (int64_t v = 0; v < vectors; ++v) {
       Bits acc = {};
       for (; p < piece_end[v]; ++p) {
         Bits bits, lanes;
-        std::memcpy(&bits, source[p] + x * step[p], 32);
+        std::memcpy(&bits, source[p] + in_x, 32);
         std::memcpy(&lanes, mask + p * kLanes, 32);
         acc |= bits & lanes;
       }
@@ -127,7 +131,7 @@ class ChannelRunRows {
   ChannelRunRows(const Geometry& in_geom, const Geometry& out_geom, const TapTables& channel_taps,
                  const std::vector<Span>& runs)
       : in_geom_(in_geom), out_geom_(out_geom), taps_(channel_taps), runs_(runs),
-        R_(static_cast<int64_t>(runs.size())), moved_(R_), source_(R_), step_(R_), zeros_(in_geom.channels, T(0)) {
+        R_(static_cast<int64_t>(runs.size())), moved_(R_), source_(R_) {
     const int64_t C = in_geom.channels, W = out_geom.size[2];
     common_ = {0, W};  // pixels where every run reads inside the row
     for (const Span& run : runs) {
@@ -151,7 +155,6 @@ class ChannelRunRows {
       piece_end_.push_back(static_cast<int64_t>(piece_run_.size()));
     }
     piece_source_.resize(piece_run_.size());
-    piece_step_.resize(piece_run_.size());
   }
 
   template <class PixelMap = KeepPixel>
@@ -159,20 +162,16 @@ class ChannelRunRows {
     const int64_t os = out_geom_.stride[2], xs = in_geom_.stride[2], step_x = taps_.front().step_x;
     T* out_row = out_data + n * out_geom_.stride_n + z * out_geom_.stride[0] + y * out_geom_.stride[1];
     int64_t lowest = -1;  // the lowest input row this output row reads
-    for (int64_t r = 0; r < R_; ++r) {  // run r's source row moved by its x offset, or zeros (x stride 0)
+    for (int64_t r = 0; r < R_; ++r) {  // run r's source row moved by its x offset, or a row of zeros
       const ChannelTaps& taps = taps_[runs_[r].begin];
       const int64_t sz = taps.src_z[z], sy = taps.src_y[y];
       moved_[r] = sz == kZeroTap || sy == kZeroTap ? nullptr
                                                    : in_data + n * in_geom_.stride_n + sz * in_geom_.stride[0] +
                                                          sy * in_geom_.stride[1] + taps.offset * xs;
-      source_[r] = moved_[r] ? moved_[r] : zeros_.data();
-      step_[r] = moved_[r] ? step_x * xs : 0;
+      source_[r] = moved_[r] ? moved_[r] : zeros(step_x * xs);
       if (moved_[r]) lowest = std::max(lowest, sy);
     }
-    for (size_t p = 0; p < piece_run_.size(); ++p) {
-      piece_source_[p] = source_[piece_run_[p]] + piece_start_[p];
-      piece_step_[p] = step_[piece_run_[p]];
-    }
+    for (size_t p = 0; p < piece_run_.size(); ++p) piece_source_[p] = source_[piece_run_[p]] + piece_start_[p];
     const RowsAhead<T> ahead(in_data, in_geom_, n, z, lowest, taps_.front().step_y, step_x);
     auto edge_pixel = [&](int64_t x) {
       for (int64_t r = R_ - 1; r >= 0; --r) {
@@ -187,7 +186,7 @@ class ChannelRunRows {
       map(out_row + x * os);
     };
     for (int64_t x = 0; x < common_.begin; ++x) edge_pixel(x);
-    or_pieces(out_row, os, common_.begin, common_.end, piece_source_.data(), piece_step_.data(), piece_mask_.data(),
+    or_pieces(out_row, os, common_.begin, common_.end, piece_source_.data(), step_x * xs, piece_mask_.data(),
               vector_start_.data(), piece_end_.data(), static_cast<int64_t>(vector_start_.size()), ahead, map);
     for (int64_t x = common_.end; x < out_geom_.size[2]; ++x) edge_pixel(x);
   }
@@ -196,6 +195,13 @@ class ChannelRunRows {
   using Bits = typename VectorBits<sizeof(T)>::type;
   using Lane = std::remove_reference_t<decltype(Bits{}[0])>;
   static constexpr int64_t kLanes = 32 / sizeof(T);
+
+  // A row of zeros for pieces read at pixels x * step (x < W_out), made where a row first reads
+  // nothing.
+  const T* zeros(int64_t step) {
+    if (zeros_.empty()) zeros_.assign(in_geom_.channels + out_geom_.size[2] * step, T(0));
+    return zeros_.data();
+  }
 
   const Geometry &in_geom_, &out_geom_;
   const TapTables& taps_;
@@ -209,10 +215,8 @@ class ChannelRunRows {
   std::vector<int64_t> piece_run_, piece_start_, vector_start_, piece_end_;
   std::vector<Lane> piece_mask_;
   std::vector<const T*> piece_source_;  // per row: piece p's source at x = 0
-  std::vector<int64_t> piece_step_;     // per row: its x stride
   std::vector<const T*> moved_;         // per row, per run: its source row moved by its x offset, or null
-  std::vector<const T*> source_;        // the same, or a pixel of zeros
-  std::vector<int64_t> step_;           // the x stride of that (zeros: 0)
+  std::vector<const T*> source_;        // the same, or zeros_
   std::vector<T> zeros_;
 };
 
