@@ -44,8 +44,8 @@ class ChannelRowGather {
   ChannelRowGather(const TapTables& taps, const Geometry& in_geom, const Geometry& out_geom, int64_t width,
                    int64_t pixel_step)
       : taps_(taps), in_geom_(in_geom), C_(in_geom.channels), W_(in_geom.size[2]), width_(width),
-        pixel_step_(pixel_step), out_size_(out_geom.size), row_shift_(C_), x_shift_(C_), inside_row_(C_),
-        inside_offset_(C_), src_z_(C_), src_y_(C_),
+        pixel_step_(pixel_step), out_size_(out_geom.size), x_shift_(C_), inside_row_(C_), inside_offset_(C_),
+        src_z_(C_), src_y_(C_),
         zero_row_(std::max(width * pixel_step, W_) * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)),
         rows_(C_), sources_(C_) {
     std::vector<char> regular(C_);
@@ -55,11 +55,12 @@ class ChannelRowGather {
     inside_z_ = {0, front.step_z * std::max<int64_t>(out_size_[0] - 1, 0) + front.kd};
     inside_y_ = {0, front.step_y * std::max<int64_t>(out_size_[1] - 1, 0) + front.kh};
     int64_t some_regular = -1;
+    std::vector<int64_t> row_shift(C_);  // [c]: from raw row (zz, j) to channel c's input row, in elements
     for (int64_t c = 0; c < C_; ++c) {
       const ChannelTaps& t = taps[c];
       src_z_[c] = t.src_z;
       src_y_[c] = t.src_y;
-      row_shift_[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
+      row_shift[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
       x_shift_[c] = t.offset * in_geom.stride[2];
       const Span in = reads_inside(t);
       regular[c] = in.begin <= kEdge && in.end >= width - kEdge;
@@ -82,7 +83,7 @@ class ChannelRowGather {
     // overwritten afterwards).
     for (int64_t c = 0; c < C_; ++c) {
       const int64_t like = regular[c] || some_regular < 0 ? c : some_regular;
-      inside_row_[c] = row_shift_[like] + (c - like) * in_geom.stride_c;
+      inside_row_[c] = row_shift[like] + (c - like) * in_geom.stride_c;
       inside_offset_[c] = inside_row_[c] + x_shift_[like];
     }
     // Where a channel reads nothing, the band reads its row's pixel 0 and the zero comes after
@@ -105,6 +106,7 @@ class ChannelRowGather {
     const int64_t xs = in_geom_.stride[2];
     const int64_t zz = taps_.front().step_z * z + a;  // the raw D index, counted like j
     silent_.clear();
+    const RowIndex at = row_index(z, a, j);
     const bool inside = zz >= inside_z_.begin && zz < inside_z_.end && j >= inside_y_.begin && j < inside_y_.end;
     if (inside) {
       // every regular channel reads an input row at its own fixed distance from (zz, j)
@@ -114,17 +116,13 @@ class ChannelRowGather {
       copy_shared_pixels(out, os, ocs, [&](int64_t c) { return base + offset[c]; }, C_, pixel_step_ * xs, common_);
       copy_band(out, os, ocs, [&](int64_t c) { return base + row[c]; });
     } else {
-      const ChannelTaps& front = taps_.front();
-      const int64_t p = std::min(j / front.step_y, out_size_[1] - 1), t = j - front.step_y * p;
-      const int64_t row_z = z * front.kd + a, row_y = p * front.kh + t;
       for (int64_t c = 0; c < C_; ++c) {
-        const int64_t sz = src_z_[c][row_z], sy = t < front.kh ? src_y_[c][row_y] : kZeroTap;
-        if (sz == kZeroTap || sy == kZeroTap) {
+        rows_[c] = source_row(in_n, c, at);
+        if (!rows_[c]) {
           silent_.push_back(c);
           rows_[c] = sources_[c] = zero_row_.data() + c * in_geom_.stride_c;
           continue;
         }
-        rows_[c] = in_n + c * in_geom_.stride_c + sz * in_geom_.stride[0] + sy * in_geom_.stride[1];
         sources_[c] = rows_[c] + x_shift_[c];
       }
       for (const int64_t c : far_) rows_[c] = sources_[c] = zero_row_.data() + c * in_geom_.stride_c;  // below
@@ -135,7 +133,7 @@ class ChannelRowGather {
     }
     for (const auto& [x, c] : band_silent_) out[x * os + c * ocs] = G(0);
     for (const int64_t c : far_) {
-      const T* row = source_row(in_n, c, z, a, j);
+      const T* row = source_row(in_n, c, at);
       if (!row && inside) silent_.push_back(c);  // (the loop above has it otherwise)
       far_channel(taps_[c], row, out + c * ocs, os);
     }
@@ -177,11 +175,20 @@ class ChannelRowGather {
     const int64_t t = r - taps.step_x * p;
     return t < taps.kw ? taps.source_x(p, static_cast<int>(t)) : kZeroTap;
   }
-  // Channel c's input row for gathered row (a, j) in D-slice z, or null (it reads zeros).
-  const T* source_row(const T* in_n, int64_t c, int64_t z, int a, int64_t j) const {
-    const ChannelTaps& taps = taps_[c];
-    const int64_t sz = taps.src_z[z * taps.kd + a];
-    const int64_t sy = ChannelTaps::lead_source(taps.src_y, taps.kh, out_size_[1], taps.step_y, j);
+  // Where gathered row (a, j) of D-slice z lies in every channel's D and H tables (tables are
+  // functions of the raw index: ChannelTaps::lead_source), found once per gathered row.
+  struct RowIndex {
+    int64_t z, y;  // entries of src_z and src_y
+    bool read;     // whether some tap reads raw H index j (otherwise every channel reads zeros)
+  };
+  RowIndex row_index(int64_t z, int a, int64_t j) const {
+    const ChannelTaps& front = taps_.front();
+    const int64_t p = std::min(j / front.step_y, out_size_[1] - 1), t = j - front.step_y * p;
+    return {z * front.kd + a, p * front.kh + t, t < front.kh};
+  }
+  // Channel c's input row at that index, or null (it reads zeros).
+  const T* source_row(const T* in_n, int64_t c, const RowIndex& at) const {
+    const int64_t sz = src_z_[c][at.z], sy = at.read ? src_y_[c][at.y] : kZeroTap;
     if (sz == kZeroTap || sy == kZeroTap) return nullptr;
     return in_n + c * in_geom_.stride_c + sz * in_geom_.stride[0] + sy * in_geom_.stride[1];
   }
@@ -204,7 +211,6 @@ class ChannelRowGather {
   std::array<int64_t, kAxes> out_size_;
   Span common_;
   Span inside_z_, inside_y_;           // raw (D, H) indices at which every regular channel reads inside
-  std::vector<int64_t> row_shift_;     // [c]: from raw row (zz, j) to channel c's input row, in elements
   std::vector<int64_t> x_shift_;       // [c]: its offset along W, in elements
   std::vector<int64_t> inside_row_;    // [c]: on rows inside, from raw row (zz, j) to channel c's input row
   std::vector<int64_t> inside_offset_;  // [c]: the same, moved by its offset along W
