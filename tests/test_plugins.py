@@ -182,7 +182,10 @@ def test_runtime_plugins_under_compile_and_opcheck(runtime_twins):
                             plugin_registry.get_interp("linear"), sampling)
         args = (x.requires_grad_(), plan.offsets, plan.tables, plan.weights, plan.offsets, plan.tables,
                 plan.weights.clone().requires_grad_(), "rt_zeros", *sampling.op_args())
-        torch.library.opcheck(torch.ops.shiftzoo.shift_tabled.default, args)
+        # the weights' gradient is float64 (the weights' dtype) with float32 data's accuracy, and
+        # eager mode (an expanded grad_output) and AOT (a dense one) take different kernels: float32's
+        # tolerances
+        torch.library.opcheck(torch.ops.shiftzoo.shift_tabled.default, args, atol=1e-5, rtol=1.3e-6)
 
 
 # ---- every error ------------------------------------------------------------------------------

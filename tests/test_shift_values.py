@@ -164,13 +164,16 @@ def test_deterministic_across_runs_and_thread_counts(layout, batch, stride):
             assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 17, 19), (1, 2, 5, 9, 11), (2, 3, 40)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 17, 19), (1, 2, 5, 9, 11), (2, 3, 40), (2, 3, 48, 50), (1, 2, 3, 29, 30)],
+                         ids=str)
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "quadratic", "cubic"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_planes_with_an_interior_block(shape, padding, interp, dtype):
     """Planes large enough for the kernels' whole-block passes (small shifts leave an interior
-    block; the edge rows and columns go through the tables)."""
+    block; the edge rows and columns go through the tables). Planes of more than 2048 elements
+    (the last two shapes) take the input gradient, its padding term and the correlations plane
+    by plane; smaller ones the input gradient in a pass of its own first."""
     d = len(shape) - 2
     x = torch.randn(shape, dtype=F64, generator=gen(20)).to(dtype)
     s = (torch.rand(shape[1], d, dtype=F64, generator=gen(21)) * 6 - 3)

@@ -50,10 +50,8 @@ struct Kernels {
   // Forward of one plane (n, c) whose channels are not inner.
   void (*forward_plane)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                         const ChannelTaps& taps, const ChannelWeights& weights, Scratch& scratch);
-  // Single-tap forward of a small dense plane, by its reading class's translation (input: the
-  // input tensor's extent, which the translation may read past the plane's edges).
-  void (*translate_plane)(const T* in, T* out, const PlaneTranslation<T>& translation, const InputExtent<T>& input);
-  // The same for planes [begin, end) of a tensor (n-major), the planes' classes class_of[c].
+  // Single-tap forward of small dense planes [begin, end) of a tensor (n-major), by their reading
+  // classes' translations (plane (n, c) of class class_of[c]).
   void (*translate_planes)(const T* in, T* out, const Geometry& in_geom, const Geometry& out_geom,
                            const SmallPlaneTables<T>& tables, const int32_t* class_of, int64_t begin, int64_t end);
   // Several-tap forward of a small dense plane, by its reading class's translations (count: one per
@@ -78,9 +76,11 @@ struct Kernels {
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,
                           const ChannelTaps& taps, double* corr, Scratch& scratch);
-  // The same for a small dense plane, by its reading class's translations (count of them).
+  // The same for a small dense plane, by its reading class's translations (count of them; grad,
+  // input: the tensors' extents, which the translations may read past the plane's edges).
   void (*correlate_translated_plane)(const T* grad, const T* in, const PlaneTranslation<T>* taps, int count,
-                                     double* corr);
+                                     double* corr, const InputExtent<T>& grad_extent,
+                                     const InputExtent<T>& input_extent);
   // Adds the padding term of plane (n, c) of an input gradient (weights: the channel's, in Accum).
   void (*add_padding_term)(const T* grad, T* grad_in, const Geometry& grad_geom, const Geometry& grad_in_geom,
                            const ChannelTaps& taps, const Accum* weights, Scratch& scratch);

@@ -52,12 +52,19 @@ struct AliasedBitsOf<8> {
 // input i + shift where keep[i] is all ones (inside the plane: a translation), and 0 otherwise,
 // except the `fixes` outputs fix_out[f], which read input fix_in[f] (what a padding maps taps
 // that left the plane to, or every read of a shift that samples). Offsets are within a plane.
+// keep holds zeros from numel up to padded_numel(), so that whole 32-byte vectors may read it.
 template <typename T>
 struct PlaneTranslation {
   int64_t numel = 0, shift = 0, lo = 0, hi = 0, fixes = 0;
   const KeepMask<T>* keep = nullptr;
   const int32_t* fix_out = nullptr;
   const int32_t* fix_in = nullptr;
+
+  // numel rounded up to whole 32-byte vectors of T
+  int64_t padded_numel() const {
+    constexpr int64_t L = 32 / sizeof(T);
+    return (numel + L - 1) / L * L;
+  }
 };
 
 // The elements of an input tensor, [data, data + numel) with numel one past its last element's
@@ -103,7 +110,8 @@ class SmallPlaneTables {
     const ChannelTaps& shape = taps.front();
     taps_ = shape.taps();
     const int64_t count = taps.classes() * taps_;
-    keep_.assign(count * numel, 0);
+    const int64_t keep_stride = PlaneTranslation<T>{numel}.padded_numel();  // each tap's keep, zero-padded
+    keep_.assign(count * keep_stride, 0);
     std::vector<int64_t> fix_start(count + 1, 0);
     planes_.resize(count);
     for (int64_t k = 0; k < taps.classes(); ++k) {
@@ -117,7 +125,7 @@ class SmallPlaneTables {
             p.shift = translates ? (t.offset_z + a) * in_geom.stride[0] + (t.offset_y + b) * in_geom.stride[1] +
                                        (t.offset + w) * in_geom.stride[2]
                                  : 0;
-            KeepMask<T>* keep = keep_.data() + q * numel;
+            KeepMask<T>* keep = keep_.data() + q * keep_stride;
             int64_t lo = numel, hi = 0, i = 0;
             for (int64_t z = 0; z < out_geom.size[0]; ++z)
               for (int64_t y = 0; y < out_geom.size[1]; ++y)
@@ -141,7 +149,7 @@ class SmallPlaneTables {
     }
     for (int64_t q = 0; q < count; ++q) {  // pointers once the vectors stopped growing
       PlaneTranslation<T>& p = planes_[q];
-      p.keep = keep_.data() + q * numel;
+      p.keep = keep_.data() + q * keep_stride;
       p.fixes = fix_start[q + 1] - fix_start[q];
       p.fix_out = fix_out_.data() + fix_start[q];
       p.fix_in = fix_in_.data() + fix_start[q];

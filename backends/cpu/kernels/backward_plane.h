@@ -164,34 +164,109 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_g
   }
 }
 
+// A vector's lanes as 4 doubles (float lanes widened in two halves and added pairwise).
+template <typename A>
+Double4 widen_lanes(const Vec32<A>& lanes) {
+  if constexpr (std::is_same_v<A, float>) {
+    return __builtin_convertvector(__builtin_shufflevector(lanes, lanes, 0, 1, 2, 3), Double4) +
+           __builtin_convertvector(__builtin_shufflevector(lanes, lanes, 4, 5, 6, 7), Double4);
+  } else {
+    return lanes;
+  }
+}
+
+// sums[q] = the sum of lanes[q]'s lanes in double, q < n: four vectors at a time by a transpose
+// (one vector of their four sums), the rest one by one; either way ((l0 + l1) + (l2 + l3)) of
+// the widened lanes.
+template <typename A>
+[[gnu::always_inline]] inline void lane_sums(const Vec32<A>* lanes, int n, double* sums) {
+  int q = 0;
+  for (; q + 4 <= n; q += 4) {
+    const Double4 a = widen_lanes<A>(lanes[q]), b = widen_lanes<A>(lanes[q + 1]), c = widen_lanes<A>(lanes[q + 2]),
+                  d = widen_lanes<A>(lanes[q + 3]);
+    const Double4 ab = __builtin_shufflevector(a, b, 0, 4, 2, 6) + __builtin_shufflevector(a, b, 1, 5, 3, 7);
+    const Double4 cd = __builtin_shufflevector(c, d, 0, 4, 2, 6) + __builtin_shufflevector(c, d, 1, 5, 3, 7);
+    const Double4 total = __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+    std::memcpy(sums + q, &total, sizeof(total));
+  }
+  for (; q < n; ++q) {
+    const Double4 w = widen_lanes<A>(lanes[q]);
+    sums[q] = (w[0] + w[1]) + (w[2] + w[3]);
+  }
+}
+
+// The tap correlations of a small dense plane of float or double, every tap combination in one
+// pass: whole vectors over the plane's padded length (keep is zero past the plane), grad_out
+// loaded once per vector, each combination's products masked as bits (what a masked position
+// reads never enters the sum, NaN included) and summed in its own vector lanes, then in double,
+// then its fixes. Q: the count, 0 for a runtime count. Bounded: the planes at the tensors' ends,
+// whose vectors would read past them (grad, input: the extents), load lane by lane, zero outside
+// (masked anyway): the same operations in the same order, so a plane's sums do not depend on
+// where its tensor lies.
+template <int Q, bool Bounded, typename A>
+void correlate_translations(const A* g, const A* in, const PlaneTranslation<A>* taps, int count, double* corr,
+                            const InputExtent<A>& grad, const InputExtent<A>& input) {
+  using Bits = typename VectorBits<sizeof(A)>::type;
+  constexpr int64_t L = 32 / sizeof(A);
+  auto load = [](const InputExtent<A>& extent, const A* p) {
+    if constexpr (Bounded) {
+      Vec32<A> v{};
+      for (int64_t l = 0; l < L; ++l)
+        if (extent.holds(p, l, 1)) v[l] = p[l];
+      return v;
+    } else {
+      return load_vec(p);
+    }
+  };
+  const int n = Q > 0 ? Q : count;
+  const A* src[Q > 0 ? Q : kSmallPlaneTaps];
+  for (int q = 0; q < n; ++q) src[q] = in + taps[q].shift;
+  auto product = [&](const Vec32<A>& gv, int q, int64_t i) {
+    Bits keep;
+    std::memcpy(&keep, taps[q].keep + i, sizeof(keep));
+    return reinterpret_cast<Vec32<A>>(reinterpret_cast<Bits>(gv * load(input, src[q] + i)) & keep);
+  };
+  // the lanes start from the first vector's products (a plane has one at least): no zeroing pass
+  Vec32<A> lanes[Q > 0 ? Q : kSmallPlaneTaps];
+  const Vec32<A> first = load(grad, g);
+  for (int q = 0; q < n; ++q) lanes[q] = product(first, q, 0);
+  const int64_t padded = taps[0].padded_numel();
+  for (int64_t i = L; i < padded; i += L) {
+    const Vec32<A> gv = load(grad, g + i);
+    for (int q = 0; q < n; ++q) lanes[q] += product(gv, q, i);
+  }
+  double sums[Q > 0 ? Q : kSmallPlaneTaps];
+  lane_sums<A>(lanes, n, sums);
+  for (int q = 0; q < n; ++q) {
+    const PlaneTranslation<A>& t = taps[q];
+    for (int64_t f = 0; f < t.fixes; ++f) sums[q] += static_cast<double>(g[t.fix_out[f]] * in[t.fix_in[f]]);
+    corr[q] += sums[q];
+  }
+}
+
 // The tap correlations of a small dense plane, by its reading class's translations
 // (small_planes.h), added into plane_corr: per tap combination, grad_out times the translated
-// input, masked where the tap does not read it (an AND of the product's bits, so that what a
-// masked position would have read never enters the sum, NaN included), in vector lanes of the
-// element type (float, double; half types lane by lane in float) summed in double, then the taps
-// that read elsewhere. The order is fixed: results are deterministic.
+// input where the tap reads it, summed in double, then the taps that read elsewhere (float and
+// double: correlate_translations; half types in float, element by element over each
+// translation's range). The order is fixed: results are deterministic.
 template <typename T>
 void correlate_translated_plane(const T* g_plane, const T* in_plane, const PlaneTranslation<T>* taps, int count,
-                                double* plane_corr) {
+                                double* plane_corr, const InputExtent<T>& grad, const InputExtent<T>& input) {
   using A = at::opmath_type<T>;
+  if constexpr (std::is_same_v<T, A>) {
+    const int64_t padded = taps[0].padded_numel();
+    bool inside = grad.holds(g_plane, 0, padded);
+    for (int q = 0; inside && q < count; ++q) inside = input.holds(in_plane, taps[q].shift, padded);
+    return with_combinations(count, [&](auto q) {
+      if (inside) return correlate_translations<q(), false>(g_plane, in_plane, taps, count, plane_corr, grad, input);
+      correlate_translations<q(), true>(g_plane, in_plane, taps, count, plane_corr, grad, input);
+    });
+  }
   for (int q = 0; q < count; ++q) {
     const PlaneTranslation<T>& t = taps[q];
     const T* src = in_plane + t.shift;
     double sum = 0.0;
-    int64_t i = t.lo;
-    if constexpr (std::is_same_v<T, A>) {
-      using Bits = typename VectorBits<sizeof(T)>::type;
-      constexpr int kLanes = 32 / sizeof(T);
-      Vec32<A> lanes = {};
-      for (; i + kLanes <= t.hi; i += kLanes) {
-        Bits keep;
-        std::memcpy(&keep, t.keep + i, sizeof(keep));
-        const Vec32<A> product = load_vec(g_plane + i) * load_vec(src + i);
-        lanes += reinterpret_cast<Vec32<A>>(reinterpret_cast<Bits>(product) & keep);
-      }
-      for (int l = 0; l < kLanes; ++l) sum += static_cast<double>(lanes[l]);
-    }
-    for (; i < t.hi; ++i)
+    for (int64_t i = t.lo; i < t.hi; ++i)
       if (t.keep[i]) sum += static_cast<double>(static_cast<A>(g_plane[i]) * static_cast<A>(src[i]));
     for (int64_t f = 0; f < t.fixes; ++f)
       sum += static_cast<double>(static_cast<A>(g_plane[t.fix_out[f]]) * static_cast<A>(in_plane[t.fix_in[f]]));

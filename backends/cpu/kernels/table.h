@@ -28,7 +28,6 @@ Kernels<T> make_kernels() {
   Kernels<T> k;
   k.forward_plane = &forward_plane<T>;
   k.copy_plane_run = &copy_dense_planes<T>;
-  k.translate_plane = &translate_plane<T>;
   k.translate_planes = &translate_planes<T>;
   k.filter_translated_plane = &filter_translated_plane<T>;
   k.correlate_translated_plane = &correlate_translated_plane<T>;

@@ -38,6 +38,18 @@ void with_taps_and_rows(int K, int R, F&& f) {
   });
 }
 
+// Calls f(Int<Q>) with the tap combination count Q fixed at compile time where common (linear
+// interpolation: 2, 4, 8), Int<0> else.
+template <class F>
+void with_combinations(int count, F&& f) {
+  switch (count) {
+    case 2: return f(Int<2>{});
+    case 4: return f(Int<4>{});
+    case 8: return f(Int<8>{});
+    default: return f(Int<0>{});
+  }
+}
+
 // Calls f(Int<1>) for a unit sampling step, so that unit-step loops stay plain stride-1 loops,
 // and f(Int<0>) (a runtime step) otherwise.
 template <class F>
