@@ -60,11 +60,12 @@ struct PlaneTranslation {
   const int32_t* fix_out = nullptr;
   const int32_t* fix_in = nullptr;
 
-  // numel rounded up to whole 32-byte vectors of T
-  int64_t padded_numel() const {
+  // n elements rounded up to whole 32-byte vectors of T
+  static int64_t padded(int64_t n) {
     constexpr int64_t L = 32 / sizeof(T);
-    return (numel + L - 1) / L * L;
+    return (n + L - 1) / L * L;
   }
+  int64_t padded_numel() const { return padded(numel); }
 };
 
 // The elements of an input tensor, [data, data + numel) with numel one past its last element's
@@ -110,7 +111,7 @@ class SmallPlaneTables {
     const ChannelTaps& shape = taps.front();
     taps_ = shape.taps();
     const int64_t count = taps.classes() * taps_;
-    const int64_t keep_stride = PlaneTranslation<T>{numel}.padded_numel();  // each tap's keep, zero-padded
+    const int64_t keep_stride = PlaneTranslation<T>::padded(numel);  // each tap's keep, zero-padded
     keep_.assign(count * keep_stride, 0);
     std::vector<int64_t> fix_start(count + 1, 0);
     planes_.resize(count);

@@ -14,40 +14,30 @@ namespace {
 template <int N>
 using Int = std::integral_constant<int, N>;
 
+// Calls f(Int<N>) with n fixed at compile time where it is one of Common, Int<0> else.
+template <int... Common, class F>
+void with_count(int n, F&& f) {
+  const bool fixed = ((n == Common ? (f(Int<Common>{}), true) : false) || ...);
+  if (!fixed) f(Int<0>{});
+}
+
 // Calls f(Int<K>) with K fixed at compile time for the common tap counts (1, 2, 4), Int<0> else.
 template <class F>
 void with_taps(int K, F&& f) {
-  switch (K) {
-    case 1: return f(Int<1>{});
-    case 2: return f(Int<2>{});
-    case 4: return f(Int<4>{});
-    default: return f(Int<0>{});
-  }
+  with_count<1, 2, 4>(K, f);
 }
 
 // Calls f(Int<K>, Int<R>) with the tap count K and the row count R fixed where common.
 template <class F>
 void with_taps_and_rows(int K, int R, F&& f) {
-  with_taps(K, [&](auto kt) {
-    switch (R) {
-      case 1: return f(kt, Int<1>{});
-      case 2: return f(kt, Int<2>{});
-      case 4: return f(kt, Int<4>{});
-      default: return f(kt, Int<0>{});
-    }
-  });
+  with_taps(K, [&](auto kt) { with_count<1, 2, 4>(R, [&](auto rt) { f(kt, rt); }); });
 }
 
 // Calls f(Int<Q>) with the tap combination count Q fixed at compile time where common (linear
 // interpolation: 2, 4, 8), Int<0> else.
 template <class F>
 void with_combinations(int count, F&& f) {
-  switch (count) {
-    case 2: return f(Int<2>{});
-    case 4: return f(Int<4>{});
-    case 8: return f(Int<8>{});
-    default: return f(Int<0>{});
-  }
+  with_count<2, 4, 8>(count, f);
 }
 
 // Calls f(Int<1>) for a unit sampling step, so that unit-step loops stay plain stride-1 loops,
