@@ -32,6 +32,14 @@ def make_input(shape, dtype, layout, seed=0, device="cpu"):
     return view
 
 
+def in_layout_of(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """t (same rank as ``like``, any sizes) with its axes laid out in memory in ``like``'s order
+    (channels innermost when ``like`` is channels-last), dense: an upstream gradient as the layer
+    after a shift would pass it."""
+    order = sorted(range(like.dim()), key=lambda i: -like.stride(i))  # outermost axis first
+    return t.permute(order).contiguous().permute([order.index(i) for i in range(like.dim())])
+
+
 def output_and_grads(fn, x, s, g, shifts_grad=True):
     """fn(x, s) and its gradients to x and (if ``shifts_grad``) to s for the upstream gradient g."""
     x = x.detach().requires_grad_()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import F64, PADDINGS, fractional_shifts, gen, make_input, output_and_grads
+from helpers import F64, PADDINGS, fractional_shifts, gen, in_layout_of, make_input, output_and_grads
 from shiftzoo import plugin_registry, reference
 from shiftzoo.functional import shift
 from test_shift_values import TOL
@@ -34,7 +34,9 @@ def check(x, s, padding, interp, stride, crop, atol, rtol, g_seed=3):
     kw = dict(stride=stride, crop=crop)
     want = reference.shift(x.to(F64), s, padding, interp, grad_interp, **kw)
     g = torch.randn(want.shape, dtype=F64, generator=gen(g_seed))
-    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s, g.to(x.dtype))
+    # grad_output laid out as the input is (channels-last: channels innermost, as a next layer passes it)
+    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kw), x, s,
+                                   in_layout_of(g.to(x.dtype), x))
     ref = output_and_grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **kw), x.to(F64), s, g)
     assert out.shape == want.shape and gx.shape == x.shape
     torch.testing.assert_close(out.to(F64), ref[0], atol=atol, rtol=rtol)
@@ -84,6 +86,32 @@ def test_strided_channel_runs_and_far_channels(layout, dtype):
     far[9] = torch.tensor([-12.0, -20.0])
     check(x, far, "border", "nearest", [2, 3], [0, (-1, 1)], *TOL[dtype])
     check(x, fractional_shifts(C, 2, 8), "periodic", "linear", [3, 2], [1, 0], *TOL[dtype])
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("stride", [2, 3])
+def test_strided_input_gradient_is_the_same_in_both_layouts(dims, padding, interp, dtype, stride):
+    """Both layouts add each input element's terms in one order (output row, leading tap, pixel,
+    tap), so a strided input gradient is bit-identical whether the tensors are contiguous or
+    channels-last: many channels, fractional, whole and far shifts (far ones leave the others'
+    rows to the channels-last kernel's plain offsets), rows long enough for both its edge and its
+    interior pixels, a crop."""
+    shape = (2, 40, 13, 41) if dims == 2 else (2, 24, 5, 7, 37)
+    g = gen(60 + dims)
+    x = torch.randn(shape, dtype=dtype, generator=g)
+    s = torch.rand(shape[1], dims, dtype=F64, generator=g) * 6 - 3
+    s[::5] = torch.randint(-20, 20, (len(s[::5]), dims), generator=g).to(F64)
+    grads = []
+    for layout in ("contiguous", "channels_last"):
+        a = make_input(shape, dtype, layout, seed=0).copy_(x).requires_grad_()
+        out = shift(a, s.to(dtype), padding, interp, "linear" if interp == "nearest" else None,
+                    stride=per_axis(stride, dims), crop=per_axis((1, -2), dims))
+        g_out = in_layout_of(torch.randn(out.shape, dtype=dtype, generator=gen(1)), a)
+        grads.append(torch.autograd.grad(out, a, g_out)[0])
+    assert torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])

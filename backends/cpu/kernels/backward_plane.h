@@ -340,9 +340,11 @@ void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, co
 }
 
 // The input gradient of plane (n, c) of a shift that samples (a stride or a crop), any strides:
-// zeroed, then every tap of every output adds w * grad_out to the input it read, through the
-// channel's tables (padding included). In a fixed order: deterministic. `weights`: the channel's,
-// in A. (Unit sampling takes the gather form instead: the forward with the reversed taps.)
+// zeroed, then every tap of every output adds w * grad_out to the input it read: at plain offsets
+// where all its taps read inside (the tap count fixed at compile time: a runtime count took ~40 %
+// longer on MobileNetV2's stride-2 layer), elsewhere through the channel's edge table (padding
+// included). In a fixed order: deterministic. `weights`: the channel's, in A. (Unit sampling
+// takes the gather form instead: the forward with the reversed taps.)
 template <typename T>
 void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry& grad_in_geom, const ChannelTaps& taps,
                    const at::opmath_type<T>* weights, Scratch&) {
@@ -360,13 +362,23 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
       taps.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
         T* gin_row = gin + sz * grad_in_geom.stride[0] + sy * grad_in_geom.stride[1];
         const A* w = weights + lead * K;
-        for (int64_t x = 0; x < grad_geom.size[2]; ++x) {
+        const auto edge_pixel = [&](int64_t x) {  // through the edge table
           const A value = static_cast<A>(g_row[x * gs]);
           for (int t = 0; t < K; ++t) {
             const int64_t j = taps.source_x(x, t);
             if (j != kZeroTap) gin_row[j * xs] = static_cast<T>(static_cast<A>(gin_row[j * xs]) + w[t] * value);
           }
-        }
+        };
+        for (int64_t x = 0; x < taps.inner.begin; ++x) edge_pixel(x);
+        with_taps(K, [&](auto kt) {  // every tap inside: plain offsets
+          const int k = kt() > 0 ? kt() : K;
+          for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x) {
+            const A value = static_cast<A>(g_row[x * gs]);
+            T* to = gin_row + (taps.step_x * x + taps.offset) * xs;
+            for (int t = 0; t < k; ++t) to[t * xs] = static_cast<T>(static_cast<A>(to[t * xs]) + w[t] * value);
+          }
+        });
+        for (int64_t x = taps.inner.end; x < grad_geom.size[2]; ++x) edge_pixel(x);
       });
     }
   }

@@ -107,48 +107,132 @@ void backward_items_channels_inner(const T* g_data, const T* in_data, T* gin_dat
 }
 
 // The input gradient of batch items [item_begin, item_end) of a channels-inner layout where the
-// shift samples (a stride or a crop): per item, every tap of every output adds w * grad_out to the
-// input it read, through each channel's tables (padding included), into a zeroed copy of the
-// item in A that is then stored (half types round once). In a fixed order: deterministic.
-// `weights`: every channel's, taps() apart. (Unit sampling takes the gather form instead.)
+// shift samples (a stride or a crop): every tap of every output adds w * grad_out to the input it
+// read, through each channel's tables (padding included). The sums gather in grad_in itself for
+// float types, in a dense copy of the item in A for half types (stored at the end: they round
+// once). Output row by output row, pixel by pixel, channel by channel (channels lie next to each
+// other in both tensors; one channel across a row would touch a cache line per pixel): each
+// channel's source rows are looked up once per output row; the pixels where every regular channel
+// reads inside add at plain offsets (a tap that reads nothing, or a channel shifted far, into a
+// scratch row instead of branching), the others through the edge tables; input rows are zeroed
+// just before the first output row that may add to them, so that they are still in cache when
+// the sums arrive. Every input element
+// receives its terms in the order (output row, leading tap, pixel, tap), whatever the layout:
+// deterministic. `weights`: every channel's, taps() apart. (Unit sampling takes the gather form.)
 template <typename T>
 void scatter_items_channels_inner(const T* g_data, T* gin_data, const Geometry& grad_geom,
                                   const Geometry& grad_in_geom, const TapTables& taps,
                                   const at::opmath_type<T>* weights, int64_t item_begin, int64_t item_end) {
   using A = at::opmath_type<T>;
+  constexpr bool kInPlace = std::is_same_v<T, A>;
   const int64_t C = grad_geom.channels, D = grad_in_geom.size[0], H = grad_in_geom.size[1], W = grad_in_geom.size[2];
-  const int64_t gs = grad_geom.stride[2], gcs = grad_geom.stride_c, K = taps.front().kw;
-  const int per_channel = taps.front().taps();
-  std::vector<A> item(D * H * W * C);  // [z][y][x][c]
+  const int64_t W_out = grad_geom.size[2], gs = grad_geom.stride[2], gcs = grad_geom.stride_c;
+  const ChannelTaps& front = taps.front();
+  const int K = front.kw, R = front.kd * front.kh, per_channel = front.taps();
+  // The accumulator's strides: grad_in's, or the dense item's ([z][y][x][c]).
+  std::vector<A> item(kInPlace ? 0 : D * H * W * C);
+  const int64_t az = kInPlace ? grad_in_geom.stride[0] : H * W * C, ay = kInPlace ? grad_in_geom.stride[1] : W * C;
+  const int64_t ax = kInPlace ? grad_in_geom.stride[2] : C, ac = kInPlace ? grad_in_geom.stride_c : 1;
+  // The pixels where every regular channel's taps read inside its row: plain offsets there. A
+  // channel whose taps leave the row further than kEdge pixels from its ends (shifted far) is not
+  // regular: it goes through its edge table at every pixel instead of shrinking that span.
+  constexpr int64_t kEdge = 8;
+  Span common{0, W_out};
+  std::vector<char> far(C);
+  std::vector<int64_t> far_channels;
+  for (int64_t c = 0; c < C; ++c) {
+    const Span inner = taps[c].inner;
+    far[c] = inner.begin > kEdge || inner.end < W_out - kEdge;
+    if (far[c]) {
+      far_channels.push_back(c);
+      continue;
+    }
+    common.begin = std::max(common.begin, inner.begin);
+    common.end = std::min(common.end, inner.end);
+  }
+  if (common.end < common.begin) common.end = common.begin;
+  // Scratch where taps that read nothing, and far channels on those pixels, add (never read):
+  // wide enough for every raw index some output reads.
+  const int64_t raw_width = std::max(W, front.step_x * (W_out - 1) + K);
+  std::vector<A> sink(std::max<int64_t>(1, (raw_width - 1) * ax + (C - 1) * ac + 1));
+  std::vector<A*> rows(static_cast<size_t>(R) * C), moved(rows.size());  // [r * C + c]: its row, and moved by its offset
+  std::vector<A> tap_weights(static_cast<size_t>(per_channel) * C);      // [(r * K + t) * C + c]
+  for (int64_t c = 0; c < C; ++c)
+    for (int i = 0; i < per_channel; ++i) tap_weights[i * C + c] = weights[c * per_channel + i];
   for (int64_t n = item_begin; n < item_end; ++n) {
-    std::fill(item.begin(), item.end(), A(0));
+    A* acc = kInPlace ? reinterpret_cast<A*>(gin_data + n * grad_in_geom.stride_n) : item.data();
+    int64_t zeroed = 0;  // input rows z * H + y below this are zeroed
+    const auto zero_rows_below = [&](int64_t end) {
+      for (; zeroed < end; ++zeroed) {
+        A* row = acc + zeroed / H * az + zeroed % H * ay;
+        if (ac == 1 && ax == C) {
+          std::fill_n(row, W * C, A(0));
+        } else {
+          for (int64_t x = 0; x < W; ++x)
+            for (int64_t c = 0; c < C; ++c) row[x * ax + c * ac] = A(0);
+        }
+      }
+    };
     for (int64_t z = 0; z < grad_geom.size[0]; ++z) {
       for (int64_t y = 0; y < grad_geom.size[1]; ++y) {
-        const T* g_row = g_data + n * grad_geom.stride_n + z * grad_geom.stride[0] + y * grad_geom.stride[1];
+        int64_t highest = -1;  // the highest input row this output row adds to
         for (int64_t c = 0; c < C; ++c) {
           const ChannelTaps& t = taps[c];
-          t.for_each_source_row(z, y, [&](int64_t sz, int64_t sy, int lead) {
-            A* row = item.data() + (sz * H + sy) * W * C + c;
-            const A* w = weights + c * per_channel + lead * K;
-            for (int64_t x = 0; x < grad_geom.size[2]; ++x) {
-              const A value = static_cast<A>(g_row[x * gs + c * gcs]);
-              for (int tap = 0; tap < K; ++tap) {
-                const int64_t j = t.source_x(x, tap);
-                if (j != kZeroTap) row[j * C] += w[tap] * value;
+          for (int r = 0; r < R; ++r) {
+            const int64_t sz = t.src_z[z * t.kd + r / t.kh], sy = t.src_y[y * t.kh + r % t.kh];
+            A* row = sz == kZeroTap || sy == kZeroTap ? sink.data() : acc + sz * az + sy * ay;
+            if (row != sink.data()) highest = std::max(highest, sz * H + sy);
+            rows[r * C + c] = row + c * ac;
+            moved[r * C + c] = far[c] ? sink.data() + c * ac : row + c * ac + t.offset * ax;
+          }
+        }
+        zero_rows_below(highest + 1);
+        const T* g_row = g_data + n * grad_geom.stride_n + z * grad_geom.stride[0] + y * grad_geom.stride[1];
+        for (int r = 0; r < R; ++r) {
+          A* const* to = moved.data() + r * C;
+          const A* w = tap_weights.data() + r * K * C;
+          // through channel c's edge table
+          const auto add_through_table = [&](int64_t c, int64_t x) {
+            const A value = static_cast<A>(g_row[x * gs + c * gcs]);
+            for (int tap = 0; tap < K; ++tap) {
+              const int64_t j = taps[c].source_x(x, tap);
+              if (j != kZeroTap) rows[r * C + c][j * ax] += w[tap * C + c] * value;
+            }
+          };
+          const auto edge_pixel = [&](int64_t x) {
+            for (int64_t c = 0; c < C; ++c)
+              if (!far[c]) add_through_table(c, x);
+          };
+          for (int64_t x = 0; x < common.begin; ++x) edge_pixel(x);
+          with_taps(K, [&](auto kt) {
+            const int k = kt() > 0 ? kt() : K;
+            for (int64_t x = common.begin; x < common.end; ++x) {
+              const T* g_x = g_row + x * gs;
+              const int64_t at = front.step_x * x * ax;
+              for (int64_t c = 0; c < C; ++c) {
+                const A value = static_cast<A>(g_x[c * gcs]);
+                for (int tap = 0; tap < k; ++tap) to[c][at + tap * ax] += w[tap * C + c] * value;
               }
             }
           });
+          for (int64_t x = common.end; x < W_out; ++x) edge_pixel(x);
+          for (const int64_t c : far_channels)
+            for (int64_t x = 0; x < W_out; ++x) add_through_table(c, x);
         }
       }
     }
-    T* gin_n = gin_data + n * grad_in_geom.stride_n;
-    for (int64_t z = 0; z < D; ++z)
-      for (int64_t y = 0; y < H; ++y) {
-        T* row = gin_n + z * grad_in_geom.stride[0] + y * grad_in_geom.stride[1];
-        const A* from = item.data() + (z * H + y) * W * C;
-        for (int64_t x = 0; x < W; ++x)
-          for (int64_t c = 0; c < C; ++c) row[x * grad_in_geom.stride[2] + c * grad_in_geom.stride_c] = static_cast<T>(from[x * C + c]);
-      }
+    zero_rows_below(D * H);
+    if constexpr (!kInPlace) {
+      T* gin_n = gin_data + n * grad_in_geom.stride_n;
+      for (int64_t z = 0; z < D; ++z)
+        for (int64_t y = 0; y < H; ++y) {
+          T* row = gin_n + z * grad_in_geom.stride[0] + y * grad_in_geom.stride[1];
+          const A* from = item.data() + (z * H + y) * W * C;
+          for (int64_t x = 0; x < W; ++x)
+            for (int64_t c = 0; c < C; ++c)
+              row[x * grad_in_geom.stride[2] + c * grad_in_geom.stride_c] = static_cast<T>(from[x * C + c]);
+        }
+    }
   }
 }
 
