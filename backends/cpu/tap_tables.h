@@ -141,6 +141,15 @@ struct ChannelTaps {
     return false;
   }
 
+  // Calls fn(t, j) for each tap t of output x that reads input j along W (not a zero tap).
+  template <class Fn>
+  void for_each_source_x(int64_t x, Fn&& fn) const {
+    for (int t = 0; t < kw; ++t) {
+      const int64_t j = source_x(x, t);
+      if (j != kZeroTap) fn(t, j);
+    }
+  }
+
   // Calls fn(src_z, src_y, lead_index) for each input row (not a zero tap) that output row
   // (z, y) reads; lead_index = a * kh + b picks the weights.
   template <class Fn>

@@ -364,10 +364,9 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
         const A* w = weights + lead * K;
         const auto edge_pixel = [&](int64_t x) {  // through the edge table
           const A value = static_cast<A>(g_row[x * gs]);
-          for (int t = 0; t < K; ++t) {
-            const int64_t j = taps.source_x(x, t);
-            if (j != kZeroTap) gin_row[j * xs] = static_cast<T>(static_cast<A>(gin_row[j * xs]) + w[t] * value);
-          }
+          taps.for_each_source_x(x, [&](int t, int64_t j) {
+            gin_row[j * xs] = static_cast<T>(static_cast<A>(gin_row[j * xs]) + w[t] * value);
+          });
         };
         for (int64_t x = 0; x < taps.inner.begin; ++x) edge_pixel(x);
         with_taps(K, [&](auto kt) {  // every tap inside: plain offsets

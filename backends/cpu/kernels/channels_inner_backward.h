@@ -116,9 +116,9 @@ void backward_items_channels_inner(const T* g_data, const T* in_data, T* gin_dat
 // reads inside add at plain offsets (a tap that reads nothing, or a channel shifted far, into a
 // scratch row instead of branching), the others through the edge tables; input rows are zeroed
 // just before the first output row that may add to them, so that they are still in cache when
-// the sums arrive. Every input element
-// receives its terms in the order (output row, leading tap, pixel, tap), whatever the layout:
-// deterministic. `weights`: every channel's, taps() apart. (Unit sampling takes the gather form.)
+// the sums arrive. Every input element receives its terms in the order (output row, leading tap,
+// pixel, tap), whatever the layout: deterministic. `weights`: every channel's, taps() apart.
+// (Unit sampling takes the gather form.)
 template <typename T>
 void scatter_items_channels_inner(const T* g_data, T* gin_data, const Geometry& grad_geom,
                                   const Geometry& grad_in_geom, const TapTables& taps,
@@ -194,10 +194,7 @@ void scatter_items_channels_inner(const T* g_data, T* gin_data, const Geometry& 
           // through channel c's edge table
           const auto add_through_table = [&](int64_t c, int64_t x) {
             const A value = static_cast<A>(g_row[x * gs + c * gcs]);
-            for (int tap = 0; tap < K; ++tap) {
-              const int64_t j = taps[c].source_x(x, tap);
-              if (j != kZeroTap) rows[r * C + c][j * ax] += w[tap * C + c] * value;
-            }
+            taps[c].for_each_source_x(x, [&](int tap, int64_t j) { rows[r * C + c][j * ax] += w[tap * C + c] * value; });
           };
           const auto edge_pixel = [&](int64_t x) {
             for (int64_t c = 0; c < C; ++c)
