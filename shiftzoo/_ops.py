@@ -22,11 +22,17 @@ def _is_unit(stride: List[int], crop_begin: List[int], crop_end: List[int]) -> b
 
 def _sampled(input: Tensor, size, stride: List[int], crop_begin: List[int], crop_end: List[int]) -> Tensor:
     """A new tensor as the op makes it: ``input``'s very strides where every position is kept
-    (``size`` is then its size), a tensor of ``size`` in ``input``'s memory format otherwise."""
+    (``size`` is then its size); otherwise a tensor of ``size`` in ``input``'s memory format where it
+    has one (channels_last, channels_last_3d), else dense with its axes in memory in ``input``'s
+    order, outermost first, ties in axis order (channels-inner stays so in every rank)."""
     if _is_unit(stride, crop_begin, crop_end):
         return torch.empty_like(input)
-    return torch.empty(tuple(size), dtype=input.dtype, device=input.device,
-                       memory_format=suggest_memory_format(input))
+    memory_format = suggest_memory_format(input)
+    if memory_format != torch.contiguous_format:
+        return torch.empty(tuple(size), dtype=input.dtype, device=input.device, memory_format=memory_format)
+    order = sorted(range(input.dim()), key=lambda i: -input.stride(i))  # stable: ties keep axis order
+    dense = torch.empty([size[i] for i in order], dtype=input.dtype, device=input.device)
+    return dense.permute([order.index(i) for i in range(input.dim())])
 
 
 def _output_size(input: Tensor, stride: List[int], crop_begin: List[int], crop_end: List[int]):

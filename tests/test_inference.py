@@ -30,11 +30,14 @@ def fma_map(x, scale, bias, lo, hi):
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("sampling", [(1, 0), (2, 0), (2, "crop")], ids=["unit", "s2", "s2-crop"])
 @pytest.mark.parametrize("maps", ["both", "pre", "post", "clamps"])
-@pytest.mark.parametrize("channels", ["any-order", "in-runs"])
+@pytest.mark.parametrize("channels", ["any-order", "in-runs", "few-offsets"])
 def test_shift_affine_is_the_shift_between_its_maps(dims, layout, padding, sampling, maps, channels):
     if channels == "in-runs":  # groups of 6 alike (as a grouped shift's), read a run at a time in channels_last
         C = 24
         s = torch.randint(-2, 3, (C // 6, dims), generator=gen(1)).float().repeat_interleave(6, dim=0)
+    elif channels == "few-offsets":  # 3 shifts taken in turn (SSL's usual): channels_last moves vectors of them
+        C = 20
+        s = torch.randint(-2, 3, (3, dims), generator=gen(1)).float().repeat(7, 1)[:C]
     else:
         C = 12
         s = torch.randint(-2, 3, (C, dims), generator=gen(1)).float()

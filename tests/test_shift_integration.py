@@ -34,12 +34,30 @@ def test_opcheck_shift_backward(input_grad, shifts_grad, stride, size):
                            shifts_grad))
 
 
+LAYOUTS = {  # (N, C, *S) tensors whose axes lie in memory in other orders than (N, C, *S)
+    "channels_last": lambda: torch.randn(2, 3, 4, 5, generator=gen(6)).contiguous(memory_format=torch.channels_last),
+    "channels_inner_1d": lambda: torch.randn(2, 5, 3, generator=gen(6)).transpose(1, 2),
+    "w_before_h": lambda: torch.randn(2, 3, 5, 4, generator=gen(6)).transpose(2, 3),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("stride", [1, 2])
-def test_opcheck_channels_last(stride):
-    x = torch.randn(2, 3, 4, 5, generator=gen(6)).contiguous(memory_format=torch.channels_last)
-    s = torch.randn(3, 2, generator=gen(7)).requires_grad_()
-    torch.library.opcheck(torch.ops.shiftzoo.shift.default,
-                          (x.requires_grad_(), s, "border", "linear", "linear", [stride, stride], [0, 0], [0, 0]))
+def test_opcheck_other_memory_orders(stride, layout):
+    """Outputs and input gradients keep the input's order of axes in memory, sampled or not (the
+    fake kernels' strides must match)."""
+    x = LAYOUTS[layout]()
+    d = x.dim() - 2
+    s = torch.randn(3, d, generator=gen(7)).requires_grad_()
+    args = (x.requires_grad_(), s, "border", "linear", "linear", [stride] * d, [0] * d, [0] * d)
+    torch.library.opcheck(torch.ops.shiftzoo.shift.default, args)
+    out = torch.ops.shiftzoo.shift.default(*args)
+    order = sorted(range(x.dim()), key=lambda i: -x.stride(i))
+    assert sorted(range(out.dim()), key=lambda i: -out.stride(i)) == order and out.is_contiguous(
+        memory_format=torch.channels_last) == x.is_contiguous(memory_format=torch.channels_last)
+    grad_in, _ = torch.ops.shiftzoo.shift_backward.default(torch.ones_like(out), x, s, "border", "linear", "linear",
+                                                           *args[5:], list(x.shape), True, True)
+    assert grad_in.stride() == x.stride()
 
 
 class TinyShiftNet(torch.nn.Module):

@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from helpers import (F64, GRID_MODES, GRID_PADDINGS, PADDINGS, fractional_shifts, gen, grid_sample_case_2d, make_input,
-                     output_and_grads, pad_slice_per_channel, roll_per_channel)
+from helpers import (F64, GRID_MODES, GRID_PADDINGS, PADDINGS, fractional_shifts, gen, grid_sample_case_2d, in_layout_of,
+                     make_input, output_and_grads, pad_slice_per_channel, roll_per_channel)
 from shiftzoo import reference
 from shiftzoo.functional import shift
 
@@ -251,6 +251,37 @@ def test_channel_runs(shape, lengths, padding, dtype, layout):
     s = shifts_in_runs(lengths, dims, seed=45)
     out, gx, _ = check_against_reference(x, s, g, padding, "nearest")
     assert out.stride() == x.stride() and gx.stride() == x.stride()
+
+
+@pytest.mark.parametrize("shape", [(2, 20, 30), (2, 20, 6, 21), (1, 36, 3, 5, 19)], ids=str)
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("sampling", [(1, 0), (2, 1)], ids=["unit", "s2-crop"])
+def test_channels_last_few_distinct_offsets(shape, padding, interp, dtype, sampling):
+    """Channels-last channels in no order that read at a few distinct offsets (SSL's usual
+    shifts: 3 shift vectors taken in turn) and one channel shifted far: the gathers move each
+    32-byte vector of channels as one masked load per offset among its channels (the channel
+    count not a multiple of a vector: the last vector overlaps the one before), rows near the
+    edges through one source row per offset (rows that read nothing among them)."""
+    dims = len(shape) - 2
+    stride, crop = sampling
+    x = make_input(shape, dtype, "channels_last", seed=60)
+    few = torch.rand(3, dims, dtype=F64, generator=gen(62)) * 3 - 1.5
+    s = few.repeat(shape[1], 1)[:shape[1]].contiguous()
+    s[5] = 11.0  # past every axis (and more than 8 pixels past the row's ends)
+    kwargs = dict(stride=stride, crop=[(crop, -crop)] * dims)
+    grad_interp = "linear" if interp == "nearest" else None
+    want = reference.shift(x.to(F64), s, padding, interp, grad_interp, **kwargs)
+    g = in_layout_of(torch.randn(want.shape, dtype=F64, generator=gen(61)), x).to(dtype)
+    out, gx, gs = output_and_grads(lambda a, b: shift(a, b, padding, interp, grad_interp, **kwargs), x, s, g)
+    _, ref_gx, ref_gs = output_and_grads(lambda a, b: reference.shift(a, b, padding, interp, grad_interp, **kwargs),
+                                         x.to(F64), s, g.to(F64))
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(out.to(F64), want, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gx.to(F64), ref_gx, atol=atol, rtol=rtol)
+    torch.testing.assert_close(gs, ref_gs, atol=atol * (1 + ref_gs.abs().max().item()), rtol=rtol)
+    assert out.stride() == in_layout_of(out, x).stride() and gx.stride() == x.stride()
 
 
 @pytest.mark.parametrize("shape", [(2, 10, 13), (2, 10, 5, 7), (1, 10, 3, 4, 6)], ids=str)

@@ -26,12 +26,15 @@
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
+#include <numeric>
 #include <optional>
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "backends/core/channel_affine.h"
 #include "backends/core/checks.h"
@@ -238,10 +241,28 @@ class ShiftOps {
   }
 
   // A new tensor for the sampled positions of `input`: its very strides where every position is
-  // kept, its memory format otherwise.
+  // kept, its axes' order in memory otherwise (empty_in_order_of).
   static at::Tensor sampled_like(const at::Tensor& input, const Sampling& sampling) {
     if (sampling.unit()) return at::empty_like(input);
-    return at::empty(sampling.output_sizes(input.sizes()), input.options().memory_format(input.suggest_memory_format()));
+    return empty_in_order_of(sampling.output_sizes(input.sizes()), input);
+  }
+
+  // A dense tensor of `sizes` (like's rank and options) in like's memory format where it has one
+  // (channels_last, channels_last_3d), otherwise with its axes in memory in the order of like's,
+  // outermost first (ties in axis order): channels-inner stays channels-inner in every rank, 1D
+  // included, as empty_like keeps it where the sizes agree.
+  static at::Tensor empty_in_order_of(at::IntArrayRef sizes, const at::Tensor& like) {
+    const at::MemoryFormat format = like.suggest_memory_format();
+    if (format != at::MemoryFormat::Contiguous) return at::empty(sizes, like.options().memory_format(format));
+    const int64_t d = like.dim();
+    std::vector<int64_t> order(d), permuted(d), back(d);
+    std::iota(order.begin(), order.end(), int64_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return like.stride(a) > like.stride(b); });
+    for (int64_t i = 0; i < d; ++i) {
+      permuted[i] = sizes[order[i]];
+      back[order[i]] = i;
+    }
+    return at::empty(permuted, like.options()).permute(back);
   }
 
   // The backward's sizes agree: grad_output has the sampled sizes of input_size, as has the input.
@@ -276,8 +297,7 @@ class ShiftOps {
     at::Tensor grad_in = at::empty({0}, grad_out.options());
     if (input_grad) {
       const at::Tensor& like = input.has_value() ? *input : grad_out;
-      grad_in = sampling.unit() ? at::empty_like(like)
-                                : at::empty(input_size, grad_out.options().memory_format(like.suggest_memory_format()));
+      grad_in = sampling.unit() ? at::empty_like(like) : empty_in_order_of(input_size, like);
       if (!work) grad_in.zero_();  // no output read any input
     }
     if (!(input_grad && work) && !correlate) return {grad_in, at::Tensor()};

@@ -11,6 +11,7 @@
 #include "backends/cpu/kernels/dependencies.h"
 #include "backends/cpu/kernels/vector.h"
 #include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/channel_pieces.h"
 #include "backends/cpu/kernels/channel_gather.h"
 
 namespace shiftzoo::cpu {
@@ -35,87 +36,6 @@ void copy_channel_span(const T* src, T* dst, int64_t c0, int64_t c1) {
   }
 }
 
-// The input rows a channels-inner row loop reads first next: the step_y rows after the lowest
-// row that output row (n, z, y) reads (`lowest`, -1 for none; fewer at the bottom). The
-// channel-run loop prefetches them pixel by pixel (prefetch(x): the step_x pixels from input
-// pixel step_x * x, of every such row): it touches only some channels of each pixel of a row it
-// reads first, a pattern the hardware prefetcher does not follow. (A shift that samples every
-// other row and pixel reads the ones between too: its runs move by a pixel or so. Prefetching
-// them as well measured 15-20 % faster on MobileNetV2's stride-2 layer of 96 channels.)
-template <typename T>
-struct RowsAhead {
-  const char* first = nullptr;  // null: nothing to prefetch
-  int64_t rows = 0, row_bytes = 0, step_bytes = 0, span_bytes = 0;
-
-  RowsAhead(const T* in_data, const Geometry& in_geom, int64_t n, int64_t z, int64_t lowest, int64_t step_y,
-            int64_t step_x) {
-    rows = std::min(step_y, in_geom.size[1] - 1 - lowest);
-    if (lowest < 0 || rows <= 0) return;
-    first = reinterpret_cast<const char*>(in_data + n * in_geom.stride_n + z * in_geom.stride[0] +
-                                          (lowest + 1) * in_geom.stride[1]);
-    const int64_t pixel_bytes = in_geom.stride[2] * static_cast<int64_t>(sizeof(T));
-    row_bytes = in_geom.stride[1] * static_cast<int64_t>(sizeof(T));
-    step_bytes = step_x * pixel_bytes;
-    span_bytes = (step_x - 1) * pixel_bytes + in_geom.channels * in_geom.stride_c * static_cast<int64_t>(sizeof(T));
-  }
-  void prefetch(int64_t x) const {
-    if (!first) return;
-    for (int64_t r = 0; r < rows; ++r) {
-      const char* pixels = first + r * row_bytes + x * step_bytes;
-      for (int64_t b = 0; b < span_bytes; b += 64) __builtin_prefetch(pixels + b);
-    }
-  }
-};
-
-// Pixels [x_begin, x_end) of a channels-inner output row built from pieces (ChannelRunRows): vector
-// v of pixel x is the OR of its pieces p in [piece_end[v - 1], piece_end[v]), each 32 bytes read
-// at source[p] + x * step under the lanes mask[p * lanes, + lanes), stored at channel
-// vector_start[v] (through map.vector first, for a map of kVectors; otherwise map(pixel) after).
-// Restrict-qualified parameters: the stores cannot change the tables, which stay in registers.
-template <typename T, typename Lane, class PixelMap>
-void or_pieces(T* __restrict out_row, int64_t os, int64_t x_begin, int64_t x_end, const T* const* __restrict source,
-               int64_t step, const Lane* __restrict mask, const int64_t* __restrict vector_start,
-               const int64_t* __restrict piece_end, int64_t vectors, const RowsAhead<T>& ahead,
-               const PixelMap& pixel_map) {
-  using Bits = typename VectorBits<sizeof(T)>::type;
-  constexpr int64_t kLanes = 32 / sizeof(T);
-  // A copy of its own: the stores to out_row cannot change it, so its bounds stay in registers
-  // (through the reference they were reloaded and broadcast for every vector).
-  const PixelMap map = pixel_map;
-  for (int64_t x = x_begin; x < x_end; ++x) {
-    T* out = out_row + x * os;
-    const int64_t in_x = x * step;
-    ahead.prefetch(x);
-    int64_t p = 0;
-    for (int64_t v = 0; v < vectors; ++v) {
-      Bits acc = {};
-      for (; p < piece_end[v]; ++p) {
-        Bits bits, lanes;
-        std::memcpy(&bits, source[p] + in_x, 32);
-        std::memcpy(&lanes, mask + p * kLanes, 32);
-        acc |= bits & lanes;
-      }
-      if constexpr (PixelMap::kVectors) acc = map.vector(acc, vector_start[v]);
-      std::memcpy(out + vector_start[v], &acc, 32);
-    }
-    if constexpr (!PixelMap::kVectors) map(out);
-  }
-}
-
-// What ChannelRunRows does to a pixel once its channels are written: nothing (the plain shift).
-// A map either maps a whole pixel, map(pixel), or (kVectors) each 32-byte vector of channels
-// [start, start + lanes) in registers before it is stored, map.vector(bits, start), and a whole
-// pixel only where it is written channel run by channel run (the row's ends).
-struct KeepPixel {
-  static constexpr bool kVectors = true;
-  template <typename T>
-  void operator()(T*) const {}
-  template <typename Bits>
-  Bits vector(Bits bits, int64_t) const {
-    return bits;
-  }
-};
-
 // Output rows (n, z, y) of a single-tap shift of a channels-inner layout whose channels are
 // contiguous (stride 1, at least 32 bytes of them: channel_vectors) and come in runs that read
 // alike (equal_tap_runs, e.g. GroupedShift's groups). Pixels where every run reads inside the
@@ -131,30 +51,14 @@ class ChannelRunRows {
   ChannelRunRows(const Geometry& in_geom, const Geometry& out_geom, const TapTables& channel_taps,
                  const std::vector<Span>& runs)
       : in_geom_(in_geom), out_geom_(out_geom), taps_(channel_taps), runs_(runs),
-        R_(static_cast<int64_t>(runs.size())), moved_(R_), source_(R_) {
-    const int64_t C = in_geom.channels, W = out_geom.size[2];
-    common_ = {0, W};  // pixels where every run reads inside the row
+        R_(static_cast<int64_t>(runs.size())), pieces_(run_of(in_geom.channels, runs)), moved_(R_),
+        source_(R_) {
+    common_ = {0, out_geom.size[2]};  // pixels where every run reads inside the row
     for (const Span& run : runs) {
       common_.begin = std::max(common_.begin, channel_taps[run.begin].inner.begin);
       common_.end = std::min(common_.end, channel_taps[run.begin].inner.end);
     }
     if (common_.end < common_.begin) common_.end = common_.begin;
-    // vector v covers channels [start, start + kLanes): the last one may overlap the one before it
-    for (int64_t v = 0; v * kLanes < C; ++v) {
-      const int64_t start = std::min(v * kLanes, C - kLanes);
-      for (int64_t r = 0; r < R_; ++r) {
-        if (runs[r].end <= start || runs[r].begin >= start + kLanes) continue;
-        for (int64_t lane = 0; lane < kLanes; ++lane) {
-          const int64_t c = start + lane;
-          piece_mask_.push_back(c >= runs[r].begin && c < runs[r].end ? static_cast<Lane>(~Lane{0}) : Lane{0});
-        }
-        piece_run_.push_back(r);
-        piece_start_.push_back(start);
-      }
-      vector_start_.push_back(start);
-      piece_end_.push_back(static_cast<int64_t>(piece_run_.size()));
-    }
-    piece_source_.resize(piece_run_.size());
   }
 
   template <class PixelMap = KeepPixel>
@@ -171,7 +75,6 @@ class ChannelRunRows {
       source_[r] = moved_[r] ? moved_[r] : zeros(step_x * xs);
       if (moved_[r]) lowest = std::max(lowest, sy);
     }
-    for (size_t p = 0; p < piece_run_.size(); ++p) piece_source_[p] = source_[piece_run_[p]] + piece_start_[p];
     const RowsAhead<T> ahead(in_data, in_geom_, n, z, lowest, taps_.front().step_y, step_x);
     auto edge_pixel = [&](int64_t x) {
       for (int64_t r = R_ - 1; r >= 0; --r) {
@@ -186,15 +89,17 @@ class ChannelRunRows {
       map(out_row + x * os);
     };
     for (int64_t x = 0; x < common_.begin; ++x) edge_pixel(x);
-    or_pieces(out_row, os, common_.begin, common_.end, piece_source_.data(), step_x * xs, piece_mask_.data(),
-              vector_start_.data(), piece_end_.data(), static_cast<int64_t>(vector_start_.size()), ahead, map);
+    pieces_.copy(source_.data(), out_row, os, common_.begin, common_.end, step_x * xs, ahead, map);
     for (int64_t x = common_.end; x < out_geom_.size[2]; ++x) edge_pixel(x);
   }
 
  private:
-  using Bits = typename VectorBits<sizeof(T)>::type;
-  using Lane = std::remove_reference_t<decltype(Bits{}[0])>;
-  static constexpr int64_t kLanes = 32 / sizeof(T);
+  // [c]: the run channel c belongs to (the runs cover every channel)
+  static std::vector<int64_t> run_of(int64_t C, const std::vector<Span>& runs) {
+    std::vector<int64_t> run(C);
+    for (size_t r = 0; r < runs.size(); ++r) std::fill(run.begin() + runs[r].begin, run.begin() + runs[r].end, r);
+    return run;
+  }
 
   // A row of zeros for pieces read at pixels x * step (x < W_out), made where a row first reads
   // nothing.
@@ -208,13 +113,7 @@ class ChannelRunRows {
   const std::vector<Span>& runs_;
   int64_t R_;
   Span common_;
-  // piece p: channels [piece_start_[p], + kLanes) of run piece_run_[p]'s source pixel, under
-  // lanes [p * kLanes, + kLanes) of piece_mask_ (the lanes of the run's channels: all ones);
-  // vector v's pieces end at piece_end_[v]. (Lanes, not 32-byte vectors: a std::vector of
-  // 32-byte vectors crashed in this build on a misaligned move when it grew.)
-  std::vector<int64_t> piece_run_, piece_start_, vector_start_, piece_end_;
-  std::vector<Lane> piece_mask_;
-  std::vector<const T*> piece_source_;  // per row: piece p's source at x = 0
+  ChannelPieces<T> pieces_;             // each vector's runs (source r: run r)
   std::vector<const T*> moved_;         // per row, per run: its source row moved by its x offset, or null
   std::vector<const T*> source_;        // the same, or zeros_
   std::vector<T> zeros_;
