@@ -213,7 +213,7 @@ class ChannelRowGather {
   }
   // Vectors of channels take pieces where they average at least this many lanes per piece. Measured
   // (float, 8 lanes): SSL's shift gradient taps from uniform(-1, 1) shifts, 4 classes, ~3.6 pieces
-  // a vector: its correlation pass 15-20 % faster; its nearest forward, 9 classes, ~5.5 pieces:
+  // a vector: its correlation pass 10-20 % faster; its nearest forward, 9 classes, ~5.5 pieces:
   // 20-25 % slower than copying channel by channel.
   static constexpr int64_t kLanesPerPiece = 2;
 
