@@ -14,6 +14,38 @@
 namespace shiftzoo::cpu {
 namespace {
 
+// Channels whose reads leave a row further than this from its ends are "far": the channels-inner
+// kernels give each of them a pass of its own instead of shrinking, for every channel, the span of
+// pixels read at plain offsets.
+constexpr int64_t kFarEdge = 8;
+
+// The channels of `taps` split for a row of `width` pixels by where each reading class reads
+// inside it (inside(its ChannelTaps): a span of pixels), decided once per class: `common`, the
+// pixels where every channel that is not far reads inside; the far channels, flagged and listed.
+struct FarChannels {
+  Span common;
+  std::vector<char> far_class;   // [k]: whether reading class k is far
+  std::vector<char> far;         // [c]
+  std::vector<int64_t> channels;  // the far ones, in order
+};
+template <class Inside>
+FarChannels split_far_channels(const TapTables& taps, int64_t width, const Inside& inside) {
+  FarChannels split{{0, width}, std::vector<char>(taps.classes()), std::vector<char>(taps.size()), {}};
+  for (int64_t k = 0; k < taps.classes(); ++k) {
+    const Span in = inside(taps.of_class(k));
+    split.far_class[k] = in.begin > kFarEdge || in.end < width - kFarEdge;
+    if (split.far_class[k]) continue;
+    split.common.begin = std::max(split.common.begin, in.begin);
+    split.common.end = std::min(split.common.end, in.end);
+  }
+  if (split.common.end < split.common.begin) split.common.end = split.common.begin;
+  for (int64_t c = 0; c < taps.size(); ++c) {
+    split.far[c] = split.far_class[taps.reading_class()[c]];
+    if (split.far[c]) split.channels.push_back(c);
+  }
+  return split;
+}
+
 // Pixels `common` of a gathered row, pixel by pixel, channel by channel: out[x * os + c * ocs] =
 // source(c)[x * xs] (every read in range by the caller's choice of `common`).
 template <typename G, class Source>
@@ -34,7 +66,7 @@ void copy_shared_pixels(G* out, int64_t os, int64_t ocs, const Source& source, i
 // rows; a single-tap shift gathers its output row itself (pixel_step = step_x, width W_out).
 // Pixel by pixel, channel by channel (channels are adjacent in memory): the pixels `common`,
 // where every regular channel reads inside the input row, straight from the moved source rows;
-// the few outside it (at most kEdge at each end) through a table built once; the channels shifted
+// the few outside it (at most kFarEdge at each end) through a table built once; the channels shifted
 // further (not regular) each on its own afterwards, so that they cannot shrink `common`.
 // Rows away from the input's edges (most of them) read at fixed distances from the raw row: one
 // table of offsets serves them all, no work per channel and row; only the rows near the edges
@@ -53,26 +85,22 @@ class ChannelRowGather {
         zero_row_(std::max(width * pixel_step, W_) * in_geom.stride[2] + in_geom.channels * in_geom.stride_c, T(0)),
         rows_(C_), sources_(C_) {
     const ChannelTaps& front = taps.front();
-    common_ = {0, width};
     // every raw (D, H) index some output reads
     inside_z_ = {0, front.step_z * std::max<int64_t>(out_size_[0] - 1, 0) + front.kd};
     inside_y_ = {0, front.step_y * std::max<int64_t>(out_size_[1] - 1, 0) + front.kh};
-    // Per reading class (channels that read alike: a few for compiled paddings), once: whether
-    // it is regular, and what it reads at the band's pixels; then per channel, lookups only.
+    // Which channels are far, and what every other one reads inside, once per reading class
+    // (channels that read alike: a few for compiled paddings); per channel, lookups only.
+    const FarChannels split = split_far_channels(taps, width, [&](const ChannelTaps& t) { return reads_inside(t); });
+    common_ = split.common;
+    far_ = split.channels;
     const int64_t classes = taps.classes();
     const std::vector<int32_t>& class_of = taps.reading_class();
-    std::vector<char> class_regular(classes);
     for (int64_t k = 0; k < classes; ++k) {
+      if (split.far_class[k]) continue;
       const ChannelTaps& t = taps.of_class(k);
-      const Span in = reads_inside(t);
-      class_regular[k] = in.begin <= kEdge && in.end >= width - kEdge;
-      if (!class_regular[k]) continue;
-      common_.begin = std::max(common_.begin, in.begin);
-      common_.end = std::min(common_.end, in.end);
       inside_z_ = {std::max(inside_z_.begin, -t.offset_z), std::min(inside_z_.end, in_geom.size[0] - t.offset_z)};
       inside_y_ = {std::max(inside_y_.begin, -t.offset_y), std::min(inside_y_.end, in_geom.size[1] - t.offset_y)};
     }
-    std::vector<char> regular(C_);
     int64_t some_regular = -1;
     std::vector<int64_t> row_shift(C_);  // [c]: from raw row (zz, j) to channel c's input row, in elements
     for (int64_t c = 0; c < C_; ++c) {
@@ -81,11 +109,8 @@ class ChannelRowGather {
       src_y_[c] = t.src_y;
       row_shift[c] = c * in_geom.stride_c + t.offset_z * in_geom.stride[0] + t.offset_y * in_geom.stride[1];
       x_shift_[c] = t.offset * in_geom.stride[2];
-      regular[c] = class_regular[class_of[c]];
-      if (regular[c]) some_regular = c;
-      else far_.push_back(c);
+      if (!split.far[c]) some_regular = c;
     }
-    if (common_.end < common_.begin) common_.end = common_.begin;
     if (some_regular < 0) {  // far channels only: no row is read at fixed distances (all near the edges)
       common_.end = common_.begin;
       inside_z_ = inside_y_ = {0, 0};
@@ -93,7 +118,7 @@ class ChannelRowGather {
     // On rows inside, a far channel reads where a regular one does, in its own channel (in range;
     // overwritten afterwards).
     for (int64_t c = 0; c < C_; ++c) {
-      const int64_t like = regular[c] || some_regular < 0 ? c : some_regular;
+      const int64_t like = !split.far[c] || some_regular < 0 ? c : some_regular;
       inside_row_[c] = row_shift[like] + (c - like) * in_geom.stride_c;
       inside_offset_[c] = inside_row_[c] + x_shift_[like];
     }
@@ -104,7 +129,7 @@ class ChannelRowGather {
     std::vector<int64_t> class_band(band_x_.size() * classes);  // [b * classes + k]
     for (size_t b = 0; b < band_x_.size(); ++b)
       for (int64_t k = 0; k < classes; ++k)
-        class_band[b * classes + k] = class_regular[k] ? source_x(taps.of_class(k), band_x_[b]) : 0;
+        class_band[b * classes + k] = split.far_class[k] ? 0 : source_x(taps.of_class(k), band_x_[b]);
     band_src_.resize(band_x_.size() * C_);
     for (size_t b = 0; b < band_x_.size(); ++b)
       for (int64_t c = 0; c < C_; ++c) {
@@ -112,7 +137,7 @@ class ChannelRowGather {
         if (source == kZeroTap) band_silent_.push_back({band_x_[b], c});
         band_src_[b * C_ + c] = source == kZeroTap ? 0 : source;
       }
-    plan_pieces(taps, regular);
+    plan_pieces(taps, split.far);
   }
 
   // Gathered row (a, j) of batch item n (input at in_n) for output rows in D-slice z, pixel x's
@@ -166,9 +191,6 @@ class ChannelRowGather {
   const std::vector<int64_t>& far_channels() const { return far_; }
 
  private:
-  // Channels whose reads leave the input row further than this from its ends are not regular.
-  static constexpr int64_t kEdge = 8;
-
   // The pixels outside `common`, through the band table: out = row(c)[source * xs] (band_silent
   // still to be zeroed).
   template <typename G, class Row>
@@ -220,11 +242,11 @@ class ChannelRowGather {
   // The pieces of every vector of channels, one per reading class among its channels (the far
   // channels one more: they are overwritten afterwards), where the input's channels are
   // contiguous and the pieces few enough.
-  void plan_pieces(const TapTables& taps, const std::vector<char>& regular) {
+  void plan_pieces(const TapTables& taps, const std::vector<char>& far) {
     if (in_geom_.stride_c != 1 || C_ < ChannelPieces<T>::kLanes) return;
     const int64_t far_class = taps.classes();
     piece_class_.resize(C_);
-    for (int64_t c = 0; c < C_; ++c) piece_class_[c] = regular[c] ? taps.reading_class()[c] : far_class;
+    for (int64_t c = 0; c < C_; ++c) piece_class_[c] = far[c] ? far_class : taps.reading_class()[c];
     const int64_t lanes = ChannelPieces<T>::kLanes, vectors = (C_ + lanes - 1) / lanes;
     if (ChannelPieces<T>::count(piece_class_) * kLanesPerPiece > vectors * lanes) return;
     pieces_.emplace(piece_class_);
@@ -234,7 +256,7 @@ class ChannelRowGather {
     class_members_.resize(far_class + 1);
     for (int64_t c = 0; c < C_; ++c) {
       if (class_channel_[piece_class_[c]] < 0) class_channel_[piece_class_[c]] = c;
-      if (regular[c]) class_members_[piece_class_[c]].push_back(c);
+      if (!far[c]) class_members_[piece_class_[c]].push_back(c);
     }
     class_row_.resize(far_class + 1);
     class_source_.resize(far_class + 1);

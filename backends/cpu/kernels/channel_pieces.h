@@ -110,36 +110,27 @@ class ChannelPieces {
   static constexpr int64_t kLanes = 32 / sizeof(T);
 
   explicit ChannelPieces(const std::vector<int64_t>& source_of) {
-    const int64_t C = static_cast<int64_t>(source_of.size());
-    for (int64_t v = 0; v * kLanes < C; ++v) {
-      const int64_t start = std::min(v * kLanes, C - kLanes);
-      const size_t first = piece_source_.size();  // this vector's first piece
-      for (int64_t lane = 0; lane < kLanes; ++lane) {
-        const int64_t source = source_of[start + lane];
-        size_t p = first;
-        while (p < piece_source_.size() && piece_source_[p] != source) ++p;
-        if (p == piece_source_.size()) {
-          piece_source_.push_back(source);
-          piece_start_.push_back(start);
-          mask_.resize(mask_.size() + kLanes, Lane{0});
-        }
-        mask_[p * kLanes + lane] = static_cast<Lane>(~Lane{0});
+    int64_t piece_of_lane[kLanes];  // in the current vector
+    for_each_lane(source_of, [&](int64_t start, int64_t lane, int64_t first) {
+      if (lane == 0) vector_start_.push_back(start);
+      if (first == lane) {  // a new source: a new piece
+        piece_of_lane[lane] = static_cast<int64_t>(piece_source_.size());
+        piece_source_.push_back(source_of[start + lane]);
+        piece_start_.push_back(start);
+        mask_.resize(mask_.size() + kLanes, Lane{0});
+      } else {
+        piece_of_lane[lane] = piece_of_lane[first];
       }
-      vector_start_.push_back(start);
-      piece_end_.push_back(static_cast<int64_t>(piece_source_.size()));
-    }
+      mask_[piece_of_lane[lane] * kLanes + lane] = static_cast<Lane>(~Lane{0});
+      if (lane == kLanes - 1) piece_end_.push_back(static_cast<int64_t>(piece_source_.size()));
+    });
     placed_.resize(piece_source_.size());
   }
 
   // How many pieces the plan of source_of would have (no plan made: cheap to turn one down).
   static int64_t count(const std::vector<int64_t>& source_of) {
-    const int64_t C = static_cast<int64_t>(source_of.size());
     int64_t total = 0;
-    for (int64_t v = 0; v * kLanes < C; ++v) {
-      const int64_t* lanes = source_of.data() + std::min(v * kLanes, C - kLanes);
-      for (int64_t lane = 0; lane < kLanes; ++lane)  // a lane whose source no lane before it has
-        total += std::find(lanes, lanes + lane, lanes[lane]) == lanes + lane;
-    }
+    for_each_lane(source_of, [&](int64_t, int64_t lane, int64_t first) { total += first == lane; });
     return total;
   }
 
@@ -157,6 +148,19 @@ class ChannelPieces {
   }
 
  private:
+  // Calls fn(start, lane, first) for every lane of every vector of channels (channels [start,
+  // start + kLanes), the last vector overlapping the one before it), in order: first is the
+  // vector's lowest lane whose channel reads lane's source (lane itself for a new source).
+  template <class Fn>
+  static void for_each_lane(const std::vector<int64_t>& source_of, Fn&& fn) {
+    const int64_t C = static_cast<int64_t>(source_of.size());
+    for (int64_t v = 0; v * kLanes < C; ++v) {
+      const int64_t start = std::min(v * kLanes, C - kLanes);
+      const int64_t* lanes = source_of.data() + start;
+      for (int64_t lane = 0; lane < kLanes; ++lane) fn(start, lane, std::find(lanes, lanes + lane, lanes[lane]) - lanes);
+    }
+  }
+
   // piece p: source piece_source_[p] at channel piece_start_[p], under lanes [p * kLanes, +
   // kLanes) of mask_; vector v's pieces end at piece_end_[v]. (Lanes, not 32-byte vectors: a
   // std::vector of 32-byte vectors crashed in this build on a misaligned move when it grew.)

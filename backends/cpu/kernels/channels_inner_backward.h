@@ -133,24 +133,12 @@ void scatter_items_channels_inner(const T* g_data, T* gin_data, const Geometry& 
   std::vector<A> item(kInPlace ? 0 : D * H * W * C);
   const int64_t az = kInPlace ? grad_in_geom.stride[0] : H * W * C, ay = kInPlace ? grad_in_geom.stride[1] : W * C;
   const int64_t ax = kInPlace ? grad_in_geom.stride[2] : C, ac = kInPlace ? grad_in_geom.stride_c : 1;
-  // The pixels where every regular channel's taps read inside its row: plain offsets there. A
-  // channel whose taps leave the row further than kEdge pixels from its ends (shifted far) is not
-  // regular: it goes through its edge table at every pixel instead of shrinking that span.
-  constexpr int64_t kEdge = 8;
-  Span common{0, W_out};
-  std::vector<char> far(C);
-  std::vector<int64_t> far_channels;
-  for (int64_t c = 0; c < C; ++c) {
-    const Span inner = taps[c].inner;
-    far[c] = inner.begin > kEdge || inner.end < W_out - kEdge;
-    if (far[c]) {
-      far_channels.push_back(c);
-      continue;
-    }
-    common.begin = std::max(common.begin, inner.begin);
-    common.end = std::min(common.end, inner.end);
-  }
-  if (common.end < common.begin) common.end = common.begin;
+  // The pixels where every channel not shifted far has all its taps inside its row: plain offsets
+  // there. A far channel (split_far_channels) goes through its edge table at every pixel instead.
+  const FarChannels split = split_far_channels(taps, W_out, [](const ChannelTaps& t) { return t.inner; });
+  const Span common = split.common;
+  const std::vector<char>& far = split.far;
+  const std::vector<int64_t>& far_channels = split.channels;
   // Scratch where taps that read nothing, and far channels on those pixels, add (never read):
   // wide enough for every raw index some output reads.
   const int64_t raw_width = std::max(W, front.step_x * (W_out - 1) + K);
