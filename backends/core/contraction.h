@@ -11,6 +11,7 @@
 #include <ATen/ops/empty.h>
 
 #include <array>
+#include <type_traits>
 
 #include "backends/core/shift_plan.h"
 
@@ -20,17 +21,29 @@ namespace shiftzoo {
 // runtime plugin's tap weights (autograd carries those on to the shifts in Python).
 enum class Derivative { shifts, weights };
 
+// A plan's taps per axis (kd, kh, kw), as compile-time constants where they are the common ones
+// (linear in 1D, 2D, 3D) so that the per-channel loops below unroll, as ints otherwise.
+template <class Fn>
+void with_supports(const std::array<int, kAxes>& support, Fn&& fn) {
+  using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  if (support == std::array<int, kAxes>{1, 1, 2}) return fn(One{}, One{}, Two{});
+  if (support == std::array<int, kAxes>{1, 2, 2}) return fn(One{}, Two{}, Two{});
+  if (support == std::array<int, kAxes>{2, 2, 2}) return fn(Two{}, Two{}, Two{});
+  fn(support[0], support[1], support[2]);
+}
+
 // Calls term(t, coef) for every tap combination of channel c (`taps`, one view per axis, read
-// once: this runs for every channel and axis of every call), t its tap on `axis` and coef its
-// correlation times the other two axes' weights: d loss / d w[c][axis][t] is the sum of the coefs
-// of t.
-template <class Term>
-void for_each_weight_term(const ShiftPlan& plan, const std::array<AxisView, kAxes>& taps, int axis, const double* corr,
+// once: this runs for every channel and axis of every call; kd, kh, kw: the plan's supports), t
+// its tap on `axis` and coef its correlation times the other two axes' weights: d loss /
+// d w[c][axis][t] is the sum of the coefs of t.
+template <class KD, class KH, class KW, class Term>
+void for_each_weight_term(KD kd, KH kh, KW kw, const std::array<AxisView, kAxes>& taps, int axis, const double* corr,
                           Term&& term) {
   int64_t i = 0;
-  for (int a = 0; a < plan.support[0]; ++a) {
-    for (int b = 0; b < plan.support[1]; ++b) {
-      for (int t = 0; t < plan.support[2]; ++t, ++i) {
+  for (int a = 0; a < kd; ++a) {
+    for (int b = 0; b < kh; ++b) {
+      for (int t = 0; t < kw; ++t, ++i) {
         const std::array<int, kAxes> tap{a, b, t};
         double coef = corr[i];
         for (int ax = 0; ax < kAxes; ++ax)
@@ -41,25 +54,11 @@ void for_each_weight_term(const ShiftPlan& plan, const std::array<AxisView, kAxe
   }
 }
 
-// d loss / d w[c][axis][t] for t < support[axis], written to out[t].
-inline void weight_gradient(const ShiftPlan& plan, const std::array<AxisView, kAxes>& taps, int axis,
-                            const double* corr, double* out) {
-  for (int t = 0; t < plan.support[axis]; ++t) out[t] = 0.0;
-  for_each_weight_term(plan, taps, axis, corr, [&](int t, double coef) { out[t] += coef; });
-}
-
-// d loss / d shift[c][axis]: each term times the derivative of its tap's weight, summed in a
-// register (summing per tap in memory first, as weight_gradient does, stalled on its own stores:
-// ~30 µs per 1024 channels, a seventh of a 1x1024x7x7 backward).
-inline double shift_gradient(const ShiftPlan& plan, const std::array<AxisView, kAxes>& taps, int axis,
-                             const double* corr) {
-  double total = 0.0;
-  for_each_weight_term(plan, taps, axis, corr, [&](int t, double coef) { total += coef * taps[axis].dw[t]; });
-  return total;
-}
-
 // The parameter gradient from `corr` (host memory, (C, taps per channel) doubles), as a double
-// tensor: (C, d) for Derivative::shifts (shift_gradient), (C, d, K) for Derivative::weights.
+// tensor: (C, d) for Derivative::shifts, d loss / d shift[c][axis], each term times the
+// derivative of its tap's weight, summed in a register (summing per tap in memory first stalled
+// on its own stores: ~30 µs per 1024 channels, a seventh of a 1x1024x7x7 backward); (C, d, K)
+// for Derivative::weights, d loss / d w[c][axis][t].
 inline at::Tensor contract_on_host(const ShiftPlan& plan, const Geometry& g, const double* corr, Derivative of) {
   const int d = g.spatial_dims, first = g.first_real_axis();
   const int K = plan.support[kAxes - 1];
@@ -67,17 +66,25 @@ inline at::Tensor contract_on_host(const ShiftPlan& plan, const Geometry& g, con
   at::Tensor grad = of == Derivative::shifts ? at::empty({g.channels, d}, at::kDouble)
                                              : at::empty({g.channels, d, K}, at::kDouble);
   double* out = grad.mutable_data_ptr<double>();
-  for (int64_t c = 0; c < g.channels; ++c) {
-    const std::array<AxisView, kAxes> views{plan.at(c, 0), plan.at(c, 1), plan.at(c, 2)};
-    for (int k = 0; k < d; ++k) {
-      const int axis = first + k;
-      if (of == Derivative::weights) {
-        weight_gradient(plan, views, axis, corr + c * taps, out + (c * d + k) * K);
-      } else {
-        out[c * d + k] = shift_gradient(plan, views, axis, corr + c * taps);
+  with_supports(plan.support, [&](auto kd, auto kh, auto kw) {
+    for (int64_t c = 0; c < g.channels; ++c) {
+      const std::array<AxisView, kAxes> views{plan.at(c, 0), plan.at(c, 1), plan.at(c, 2)};
+      const double* channel_corr = corr + c * taps;
+      for (int k = 0; k < d; ++k) {
+        const int axis = first + k;
+        if (of == Derivative::weights) {
+          double* w_grad = out + (c * d + k) * K;
+          for (int t = 0; t < plan.support[axis]; ++t) w_grad[t] = 0.0;
+          for_each_weight_term(kd, kh, kw, views, axis, channel_corr, [&](int t, double coef) { w_grad[t] += coef; });
+        } else {
+          double total = 0.0;
+          for_each_weight_term(kd, kh, kw, views, axis, channel_corr,
+                               [&](int t, double coef) { total += coef * views[axis].dw[t]; });
+          out[c * d + k] = total;
+        }
       }
     }
-  }
+  });
   return grad;
 }
 

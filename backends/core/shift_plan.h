@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "backends/core/geometry.h"
@@ -23,8 +24,27 @@ struct AxisView {
   const double* dw;
 };
 
+// Copies k <= kMaxSupport taps' values. A loop of runtime length compiles to a memmove call,
+// which costs more than these 1-4 values (every channel and axis of every call: ~15 % of a
+// 1x1024x7x7 backward's planning); each fixed length is a few moves.
+inline void copy_taps(const double* from, double* to, int k) {
+  auto fixed = [&](auto n) {
+    for (int t = 0; t < decltype(n)::value; ++t) to[t] = from[t];
+  };
+  switch (k) {
+    case 1: return fixed(std::integral_constant<int, 1>{});
+    case 2: return fixed(std::integral_constant<int, 2>{});
+    case 3: return fixed(std::integral_constant<int, 3>{});
+    case 4: return fixed(std::integral_constant<int, 4>{});
+    default:
+      for (int t = 0; t < k; ++t) to[t] = from[t];
+  }
+}
+
 // Stored compactly, per axis only as many weights as its support: a plan is rebuilt on every
 // call, and 1024 channels of 136-byte AxisTaps each cost more to write than a small plane's shift.
+// Two allocations (offsets, then every axis's weights and their derivatives), not one per axis
+// and kind: a backward builds four plans.
 class ShiftPlan {
  public:
   std::array<int, kAxes> support{1, 1, 1};   // taps per axis
@@ -34,35 +54,37 @@ class ShiftPlan {
   // Every axis of every channel unshifted: tap 0 of weight 1 at offset 0 (the other taps weigh 0).
   ShiftPlan(int64_t channels, const std::array<int, kAxes>& support_per_axis)
       : support(support_per_axis), channels_(channels), offsets_(channels * kAxes, 0) {
+    int64_t total = 0;
     for (int axis = 0; axis < kAxes; ++axis) {
-      w_[axis].assign(channels * support[axis], 0.0);
-      dw_[axis].assign(channels * support[axis], 0.0);
-      for (int64_t c = 0; c < channels; ++c) w_[axis][c * support[axis]] = 1.0;
+      w_at_[axis] = total;  // [channel][tap] weights, then as many derivatives
+      total += 2 * channels * support[axis];
     }
+    values_.assign(total, 0.0);
+    for (int axis = 0; axis < kAxes; ++axis)
+      for (int64_t c = 0; c < channels; ++c) values_[w_at_[axis] + c * support[axis]] = 1.0;
   }
 
   int64_t channels() const { return channels_; }
   int64_t taps_per_channel() const { return int64_t{support[0]} * support[1] * support[2]; }
   int64_t offset(int64_t channel, int axis) const { return offsets_[channel * kAxes + axis]; }
   AxisView at(int64_t channel, int axis) const {
-    return {offset(channel, axis), w_[axis].data() + channel * support[axis],
-            dw_[axis].data() + channel * support[axis]};
+    const double* w = values_.data() + w_at_[axis] + channel * support[axis];
+    return {offset(channel, axis), w, w + channels_ * support[axis]};
   }
   // Channel `channel` reads along `axis` what `taps` says (its first support[axis] taps).
   void set(int64_t channel, int axis, const AxisTaps& taps) {
     offsets_[channel * kAxes + axis] = taps.offset;
     const int k = support[axis];
-    double *w = w_[axis].data() + channel * k, *dw = dw_[axis].data() + channel * k;
-    for (int t = 0; t < k; ++t) {  // (a loop: k is small, a memmove call per axis is not)
-      w[t] = taps.w[t];
-      dw[t] = taps.dw[t];
-    }
+    double* w = values_.data() + w_at_[axis] + channel * k;
+    copy_taps(taps.w, w, k);
+    copy_taps(taps.dw, w + channels_ * k, k);
   }
 
  private:
   int64_t channels_ = 0;
-  std::vector<int64_t> offsets_;                    // [channel][axis]
-  std::array<std::vector<double>, kAxes> w_, dw_;  // per axis: [channel][tap]
+  std::vector<int64_t> offsets_;            // [channel][axis]
+  std::array<int64_t, kAxes> w_at_{};       // where each axis's weights start in values_
+  std::vector<double> values_;              // per axis: w [channel][tap], then dw [channel][tap]
 };
 
 // The padding of a runtime plugin, as the index tables Python computed (shiftzoo/_tabled.py):
@@ -82,15 +104,13 @@ struct TabledPadding {
 inline ShiftPlan reversed_plan(const ShiftPlan& forward) {
   ShiftPlan plan(forward.channels(), forward.support);
   AxisTaps r;
-  for (int64_t c = 0; c < forward.channels(); ++c) {
-    for (int axis = 0; axis < kAxes; ++axis) {
+  for (int i = 0; i < kMaxSupport; ++i) r.dw[i] = 0.0;  // the adjoint is never differentiated
+  for (int axis = 0; axis < kAxes; ++axis) {
+    const int k = plan.support[axis];
+    for (int64_t c = 0; c < forward.channels(); ++c) {
       const AxisView f = forward.at(c, axis);
-      const int k = plan.support[axis];
       r.offset = -f.offset - (k - 1);
-      for (int i = 0; i < k; ++i) {
-        r.w[i] = f.w[k - 1 - i];
-        r.dw[i] = 0.0;  // the adjoint is never differentiated
-      }
+      for (int i = 0; i < k; ++i) r.w[i] = f.w[k - 1 - i];
       plan.set(c, axis, r);
     }
   }
@@ -104,16 +124,22 @@ inline ShiftPlan reversed_plan(const ShiftPlan& forward) {
 inline std::vector<Span> equal_tap_runs(const ShiftPlan& plan) {
   std::vector<Span> runs;
   if (plan.channels() == 0 || plan.taps_per_channel() != 1) return runs;
+  auto same_as_previous = [&](int64_t c) {
+    return plan.offset(c, 0) == plan.offset(c - 1, 0) && plan.offset(c, 1) == plan.offset(c - 1, 1) &&
+           plan.offset(c, 2) == plan.offset(c - 1, 2);
+  };
+  // counted first: channels that each move their own way (SSL's) build no list
+  int64_t count = 1;
+  for (int64_t c = 1; c < plan.channels(); ++c) count += !same_as_previous(c);
+  if (count * 2 > plan.channels()) return runs;
+  runs.reserve(count);
   for (int64_t c = 0; c < plan.channels(); ++c) {
-    bool same = c > 0;
-    for (int axis = 0; same && axis < kAxes; ++axis) same = plan.offset(c, axis) == plan.offset(c - 1, axis);
-    if (same) {
+    if (c > 0 && same_as_previous(c)) {
       runs.back().end = c + 1;
     } else {
       runs.push_back({c, c + 1});
     }
   }
-  if (static_cast<int64_t>(runs.size()) * 2 > plan.channels()) runs.clear();
   return runs;
 }
 

@@ -59,13 +59,22 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
                        grad_in_geom, (*padding_taps)[c], padding_weights.data() + c * padding_taps->front().taps(),
                        scratch);
   };
+  // Small planes correlate by their classes' translations (small_planes.h), and so does a
+  // single-tap input gradient (a nearest forward's) with them, plane by plane.
+  std::optional<SmallPlaneTables<T>> small_correlate, small_input_grad;
+  if (correlate && !inner && small_correlate.emplace(*correlate, in_geom, grad_geom).empty()) small_correlate.reset();
+  if (small_correlate && reversed && reversed->front().taps() == 1 &&
+      small_input_grad.emplace(*reversed, grad_geom, grad_in_geom).empty())
+    small_input_grad.reset();
   // The input gradient on its own first (the forward kernels' pass with the reversed taps), or
   // together with the correlations: in channels-inner layouts row by row where there are items
   // for every thread; on large planes plane by plane, for grad_out's plane in cache (measured:
-  // 80x80 planes gain ~10 %, while on 7x7 to 40x40 planes interleaving took 1.1-1.4x the two
-  // separate passes).
+  // 80x80 planes gain ~10 %, while on 7x7 to 40x40 planes interleaving the plane kernels took
+  // 1.1-1.4x the two separate passes); on small planes by the translations (a masked copy and
+  // the correlations' masked dot products of each plane together: grad_out is read once).
   const bool fused = reversed && correlate &&
-                     (inner ? grad_geom.batch >= at::get_num_threads() : grad_geom.plane_numel() > kInterleavedPlane);
+                     (inner ? grad_geom.batch >= at::get_num_threads()
+                            : small_input_grad.has_value() || grad_geom.plane_numel() > kInterleavedPlane);
   if (reversed && !fused) {
     forward(grad_out, grad_in, *reversed);
     if (padding_taps) for_each_plane(grad_geom, add_padding_term);
@@ -81,12 +90,18 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
     if (fused && padding_taps) for_each_plane(grad_geom, add_padding_term);
     return;
   }
-  // Planes: the correlations plane by plane (after the plane's input gradient where fused); small
-  // planes by their classes' translations.
-  const SmallPlaneTables<T> small_correlate(*correlate, in_geom, grad_geom);
-  const bool correlate_translates = !small_correlate.empty();
-  // what the translations may read past a plane's edges: grad_out and the input
-  const InputExtent<T> grad_extent(g_data, grad_geom), in_extent(in_data, in_geom);
+  if (small_correlate) {  // small planes, by the translations (the input gradient's where fused)
+    parallel_for_planes(grad_geom, [&](int64_t begin, int64_t end) {
+      k.backward_translated_planes(g_data, in_data, gin_data, grad_geom, in_geom, grad_in_geom,
+                                   small_input_grad ? &*small_input_grad : nullptr,
+                                   small_input_grad ? reversed->reading_class().data() : nullptr, *small_correlate,
+                                   correlate->reading_class().data(), static_cast<int>(corr_per_plane), correlations,
+                                   begin, end);
+    });
+    if (fused && padding_taps) for_each_plane(grad_geom, add_padding_term);
+    return;
+  }
+  // Planes: the correlations plane by plane (after the plane's input gradient where fused).
   for_each_plane(grad_geom, [&](int64_t n, int64_t c, Scratch& scratch) {
     const T* g_plane = plane_ptr(g_data, grad_geom, n, c);
     if (fused) {
@@ -94,14 +109,8 @@ void backward_typed(const at::Tensor& grad_out, const at::Tensor& input, const a
                       reversed->weights(c), scratch);
       add_padding_term(n, c, scratch);
     }
-    double* plane_corr = correlations + (n * grad_geom.channels + c) * corr_per_plane;
-    const T* in_plane = plane_ptr(in_data, in_geom, n, c);
-    if (correlate_translates) {
-      k.correlate_translated_plane(g_plane, in_plane, small_correlate[correlate->reading_class()[c]],
-                                   static_cast<int>(corr_per_plane), plane_corr, grad_extent, in_extent);
-    } else {
-      k.correlate_plane(g_plane, in_plane, grad_geom, in_geom, (*correlate)[c], plane_corr, scratch);
-    }
+    k.correlate_plane(g_plane, plane_ptr(in_data, in_geom, n, c), grad_geom, in_geom, (*correlate)[c],
+                      correlations + (n * grad_geom.channels + c) * corr_per_plane, scratch);
   });
 }
 
@@ -111,17 +120,23 @@ at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, cons
                     const AdjointTables* input_grad, const TapTables* correlate) {
   const Geometry g(grad_output);
   const int64_t taps = correlate ? correlate->front().taps() : 0;
-  std::vector<double> per_item(g.batch * g.channels * taps, 0.0);  // [n][c][tap]
+  const int64_t per_batch = g.channels * taps;
+  // [n][c][tap]; zeroed and summed over the batch in parallel (32x1024 planes of 4 taps are a
+  // megabyte: one thread clearing and summing it kept the other waiting)
+  const at::Tensor per_item = at::zeros({g.batch, per_batch}, at::kDouble);
+  double* items = per_item.mutable_data_ptr<double>();
   if (grad_output.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "shiftzoo.shift_backward", [&] {
-      backward_typed<scalar_t>(grad_output, input, grad_input, input_grad, correlate, per_item.data());
+      backward_typed<scalar_t>(grad_output, input, grad_input, input_grad, correlate, items);
     });
   }
   // Summed over the batch in a fixed order (deterministic).
   at::Tensor summed = at::zeros({g.channels, taps}, at::kDouble);
   double* out = summed.mutable_data_ptr<double>();
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t i = 0; i < g.channels * taps; ++i) out[i] += per_item[n * g.channels * taps + i];
+  at::parallel_for(0, per_batch, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t n = 0; n < g.batch; ++n)
+      for (int64_t i = begin; i < end; ++i) out[i] += items[n * per_batch + i];
+  });
   return summed;
 }
 

@@ -76,11 +76,15 @@ struct Kernels {
   // corr[i] += sum over plane (n, c) of grad_out times the input read by tap combination i.
   void (*correlate_plane)(const T* grad, const T* in, const Geometry& grad_geom, const Geometry& in_geom,
                           const ChannelTaps& taps, double* corr, Scratch& scratch);
-  // The same for a small dense plane, by its reading class's translations (count of them; grad,
-  // input: the tensors' extents, which the translations may read past the plane's edges).
-  void (*correlate_translated_plane)(const T* grad, const T* in, const PlaneTranslation<T>* taps, int count,
-                                     double* corr, const InputExtent<T>& grad_extent,
-                                     const InputExtent<T>& input_extent);
+  // The backward of small dense planes [begin, end) of a tensor (n-major), by their reading
+  // classes' translations (`correlate`, count per class; plane (n, c) of class
+  // correlate_class[c]): the tap correlations (corr[(n * C + c) * count + i]), each plane's after
+  // its input gradient where `input_grad` (single-tap translations of grad_out) is given.
+  void (*backward_translated_planes)(const T* grad, const T* in, T* grad_in, const Geometry& grad_geom,
+                                     const Geometry& in_geom, const Geometry& grad_in_geom,
+                                     const SmallPlaneTables<T>* input_grad, const int32_t* input_grad_class,
+                                     const SmallPlaneTables<T>& correlate, const int32_t* correlate_class, int count,
+                                     double* corr, int64_t begin, int64_t end);
   // Adds the padding term of plane (n, c) of an input gradient (weights: the channel's, in Accum).
   void (*add_padding_term)(const T* grad, T* grad_in, const Geometry& grad_geom, const Geometry& grad_in_geom,
                            const ChannelTaps& taps, const Accum* weights, Scratch& scratch);

@@ -5,6 +5,7 @@
 // them are translate_plane(s) (kernels/forward_plane.h), translate_plane(s)_affine (kernels/affine.h,
 // the inference form, integer data included) and correlate_translated_plane (kernels/backward_plane.h).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -127,22 +128,44 @@ class SmallPlaneTables {
                                        (t.offset + w) * in_geom.stride[2]
                                  : 0;
             KeepMask<T>* keep = keep_.data() + q * keep_stride;
-            int64_t lo = numel, hi = 0, i = 0;
+            int64_t lo = numel, hi = 0;
+            // Output i (in order) reads input j: kept where that is the translation, a fix otherwise.
+            auto place = [&](int64_t i, int64_t j) {
+              if (translates && j == i + p.shift) {
+                keep[i] = static_cast<KeepMask<T>>(~KeepMask<T>{0});
+                lo = std::min(lo, i);
+                hi = i + 1;
+              } else {
+                fix_out_.push_back(static_cast<int32_t>(i));
+                fix_in_.push_back(static_cast<int32_t>(j));
+              }
+            };
+            const int64_t W = out_geom.size[2];
             for (int64_t z = 0; z < out_geom.size[0]; ++z)
-              for (int64_t y = 0; y < out_geom.size[1]; ++y)
-                for (int64_t x = 0; x < out_geom.size[2]; ++x, ++i) {
-                  const int64_t sz = t.src_z[z * t.kd + a], sy = t.src_y[y * t.kh + b], sx = t.source_x(x, w);
-                  if (sz == kZeroTap || sy == kZeroTap || sx == kZeroTap) continue;
-                  const int64_t j = sz * in_geom.stride[0] + sy * in_geom.stride[1] + sx * in_geom.stride[2];
-                  if (translates && j == i + p.shift) {
-                    keep[i] = static_cast<KeepMask<T>>(~KeepMask<T>{0});
-                    lo = std::min(lo, i);
-                    hi = i + 1;
-                  } else {
-                    fix_out_.push_back(static_cast<int32_t>(i));
-                    fix_in_.push_back(static_cast<int32_t>(j));
-                  }
+              for (int64_t y = 0; y < out_geom.size[1]; ++y) {
+                const int64_t sz = t.src_z[z * t.kd + a], sy = t.src_y[y * t.kh + b];
+                if (sz == kZeroTap || sy == kZeroTap) continue;
+                const int64_t row = (z * out_geom.size[1] + y) * W;  // output i of x = 0
+                const int64_t base = sz * in_geom.stride[0] + sy * in_geom.stride[1];
+                auto edge = [&](int64_t x) {
+                  const int64_t sx = t.source_x(x, w);
+                  if (sx != kZeroTap) place(row + x, base + sx * in_geom.stride[2]);
+                };
+                for (int64_t x = 0; x < t.inner.begin; ++x) edge(x);
+                // inside, input x is step_x * x + offset + w: a translated row either keeps all
+                // of it (one range) or none (unit sampling: j - i does not depend on x)
+                auto source = [&](int64_t x) { return base + (t.step_x * x + t.offset + w) * in_geom.stride[2]; };
+                const int64_t first = row + t.inner.begin;
+                if (t.inner.begin < t.inner.end && translates && source(t.inner.begin) == first + p.shift) {
+                  const int64_t last = row + t.inner.end;
+                  std::fill(keep + first, keep + last, static_cast<KeepMask<T>>(~KeepMask<T>{0}));
+                  lo = std::min(lo, first);
+                  hi = last;
+                } else {
+                  for (int64_t x = t.inner.begin; x < t.inner.end; ++x) place(row + x, source(x));
                 }
+                for (int64_t x = t.inner.end; x < W; ++x) edge(x);
+              }
             p.lo = lo < hi ? lo : 0;
             p.hi = lo < hi ? hi : 0;
             fix_start[q + 1] = static_cast<int64_t>(fix_out_.size());

@@ -235,6 +235,17 @@ class TapTables {
     weights_.resize(channels_ * weight_slots_);
     factors_.resize(channels_ * factor_slots_);
     const int kd = plan.support[0], kh = plan.support[1], kw = plan.support[2];
+    if (weight_slots_ == 1) {  // single-tap plans (nearest): the common case, without the loops
+      for (int64_t c = 0; c < channels_; ++c) {
+        const double d = plan.at(c, 0).w[0], h = plan.at(c, 1).w[0], w = plan.at(c, 2).w[0];
+        weights_[c] = d * h * w;
+        double* factor = factors_.data() + c * 3;
+        factor[0] = d;
+        factor[1] = h;
+        factor[2] = w;
+      }
+      return;
+    }
     for (int64_t c = 0; c < channels_; ++c) {
       const AxisView td = plan.at(c, 0), th = plan.at(c, 1), tw = plan.at(c, 2);
       double* weight = weights_.data() + c * weight_slots_;
@@ -286,20 +297,22 @@ class TapTables {
   void build_shared(const ShiftPlan& plan, const Geometry& in_geom, const Geometry& out_geom, const Source& source) {
     const int64_t C = in_geom.channels;
     if (C == 0) return;
-    std::array<int64_t, kAxes> low{};
-    std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
-    int64_t total = 0;
-    for (int axis = 0; axis < kAxes; ++axis) {
-      int64_t lo = plan.offset(0, axis), hi = lo;
-      for (int64_t c = 1; c < C; ++c) {
-        lo = std::min(lo, plan.offset(c, axis));
-        hi = std::max(hi, plan.offset(c, axis));
+    // (one pass over the channels for every axis: this runs on every call)
+    std::array<int64_t, kAxes> low{}, high{};
+    for (int axis = 0; axis < kAxes; ++axis) low[axis] = high[axis] = plan.offset(0, axis);
+    for (int64_t c = 1; c < C; ++c) {
+      for (int axis = 0; axis < kAxes; ++axis) {
+        low[axis] = std::min(low[axis], plan.offset(c, axis));
+        high[axis] = std::max(high[axis], plan.offset(c, axis));
       }
-      low[axis] = lo;
-      // compiled paddings keep offsets within a few axis lengths (reduce_whole), so this is small
-      table_of[axis].assign(hi - lo + 1, -1);
-      for (int64_t c = 0; c < C; ++c) {
-        int64_t& at = table_of[axis][plan.offset(c, axis) - lo];
+    }
+    // compiled paddings keep offsets within a few axis lengths (reduce_whole), so these are small
+    std::array<std::vector<int64_t>, kAxes> table_of;  // offset - low -> start in indices_, or -1
+    for (int axis = 0; axis < kAxes; ++axis) table_of[axis].assign(high[axis] - low[axis] + 1, -1);
+    int64_t total = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      for (int axis = 0; axis < kAxes; ++axis) {
+        int64_t& at = table_of[axis][plan.offset(c, axis) - low[axis]];
         if (at < 0) {
           at = total;
           total += ChannelTaps::axis_slots(in_geom, out_geom, axis, plan.offset(c, axis), plan.support[axis],

@@ -10,6 +10,7 @@
 #include "backends/cpu/kernels/dependencies.h"
 #include "backends/cpu/kernels/vector.h"
 #include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/forward_plane.h"
 #include "backends/cpu/kernels/row.h"
 
 namespace shiftzoo::cpu {
@@ -272,6 +273,31 @@ void correlate_translated_plane(const T* g_plane, const T* in_plane, const Plane
       sum += static_cast<double>(static_cast<A>(g_plane[t.fix_out[f]]) * static_cast<A>(in_plane[t.fix_in[f]]));
     plane_corr[q] += sum;
   }
+}
+
+// The backward of small dense planes [begin, end) of a tensor (n-major), by their reading
+// classes' translations: each plane's tap correlations, after its input gradient (a masked copy
+// of grad_out's plane, translate_plane) where `input_grad` is given, so that grad_out's plane
+// comes from memory once for both. The loop over planes lives beside the kernels it inlines, as
+// translate_planes' does.
+template <typename T>
+void backward_translated_planes(const T* grad, const T* in, T* grad_in, const Geometry& grad_geom,
+                                const Geometry& in_geom, const Geometry& grad_in_geom,
+                                const SmallPlaneTables<T>* input_grad, const int32_t* input_grad_class,
+                                const SmallPlaneTables<T>& correlate, const int32_t* correlate_class, int count,
+                                double* corr, int64_t begin, int64_t end) {
+  // what the translations may read past a plane's edges: grad_out and the input
+  const InputExtent<T> grad_extent(grad, grad_geom), in_extent(in, in_geom);
+  for_planes(begin, end, grad_geom.channels, [&](int64_t n, int64_t c) {
+    const T* g_plane = grad + n * grad_geom.stride_n + c * grad_geom.stride_c;
+    if (input_grad) {
+      translate_plane(g_plane, grad_in + n * grad_in_geom.stride_n + c * grad_in_geom.stride_c,
+                      *(*input_grad)[input_grad_class[c]], grad_extent);
+    }
+    correlate_translated_plane(g_plane, in + n * in_geom.stride_n + c * in_geom.stride_c,
+                               correlate[correlate_class[c]], count, corr + (n * grad_geom.channels + c) * count,
+                               grad_extent, in_extent);
+  });
 }
 
 // The tap correlations of one plane of a half type (float16, bfloat16): both planes in float,

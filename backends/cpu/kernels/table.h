@@ -30,7 +30,7 @@ Kernels<T> make_kernels() {
   k.copy_plane_run = &copy_dense_planes<T>;
   k.translate_planes = &translate_planes<T>;
   k.filter_translated_plane = &filter_translated_plane<T>;
-  k.correlate_translated_plane = &correlate_translated_plane<T>;
+  k.backward_translated_planes = &backward_translated_planes<T>;
   k.forward_rows_channels_inner = &forward_rows_channels_inner<T>;
   k.copy_rows_channel_runs = &copy_rows_channel_runs<T>;
   k.affine = make_affine_kernels<T>();
