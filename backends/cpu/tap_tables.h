@@ -239,7 +239,7 @@ class TapTables {
       for (int64_t c = 0; c < channels_; ++c) {
         const double d = plan.at(c, 0).w[0], h = plan.at(c, 1).w[0], w = plan.at(c, 2).w[0];
         weights_[c] = d * h * w;
-        double* factor = factors_.data() + c * 3;
+        double* factor = factors_.data() + c * factor_slots_;  // (3: one per axis)
         factor[0] = d;
         factor[1] = h;
         factor[2] = w;
