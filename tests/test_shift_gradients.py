@@ -1,5 +1,6 @@
 """Gradients of the compiled op: gradcheck, the adjoint (dot-product) identity, SSL's
-straight-through shift gradient, frozen shifts and the direction of descent."""
+straight-through shift gradient, frozen shifts, the direction of descent, and the same bits
+whichever gradients are asked for."""
 from __future__ import annotations
 
 import pytest
@@ -144,3 +145,28 @@ def test_small_plane_gradients_do_not_depend_on_where_the_tensors_lie(interp, gr
     for gx, gs in grads[1:]:
         assert torch.equal(gx, grads[0][0]) and torch.equal(gs, grads[0][1])
     assert grads[0][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("size", [7, 28, 50], ids=lambda n: f"{n}x{n}")
+def test_ssl_gradients_do_not_depend_on_which_are_asked_for(size, padding, layout):
+    """SparseShift's backward computes the input gradient together with the shift gradient where
+    both are asked for (small planes plane by plane by their translations, large ones plane by
+    plane, channels_last row by row) and each on its own otherwise: both ways give the same bits."""
+    x = torch.randn(4, 12, size, size, generator=gen(90))
+    g = torch.randn(4, 12, size, size, generator=gen(91))
+    s = torch.rand(12, 2, generator=gen(92)) * 6 - 3
+    if layout == "channels_last":
+        x, g = (t.contiguous(memory_format=torch.channels_last) for t in (x, g))
+
+    def grads(want_input, want_shifts):
+        xs, ss = x.clone().requires_grad_(want_input), s.clone().requires_grad_(want_shifts)
+        wanted = [t for t in (xs, ss) if t.requires_grad]
+        return torch.autograd.grad(shift(xs, ss, padding, "nearest", "linear"), wanted, g)
+
+    gx, gs = grads(True, True)
+    (gx_alone,) = grads(True, False)
+    (gs_alone,) = grads(False, True)
+    assert torch.equal(gx, gx_alone) and torch.equal(gs, gs_alone)
+    assert gx.abs().sum() > 0 and gs.abs().sum() > 0
