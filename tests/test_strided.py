@@ -88,6 +88,23 @@ def test_strided_channel_runs_and_far_channels(layout, dtype):
     check(x, fractional_shifts(C, 2, 8), "periodic", "linear", [3, 2], [1, 0], *TOL[dtype])
 
 
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("crop", [0, (1, -2)], ids=["no-crop", "crop"])
+def test_stride_two_rows_long_enough_for_vectors(dims, padding, interp, dtype, crop):
+    """Stride 2 on contiguous rows of 20-25 kept outputs: the row kernels' vectors of every other
+    element (the forward's reads, the correlations' taps, the input gradient's adds; 8 floats or
+    4 doubles, then a tail) and their edges, against the reference; cubic taps overlap from one
+    output to the next (added output by output instead)."""
+    shape = (2, 3) + (5, 4, 49)[-dims:] if dims < 3 else (2, 3, 3, 4, 45)
+    x = make_input(shape, dtype, "contiguous", seed=11)
+    s = fractional_shifts(shape[1], dims, seed=12)
+    s[1] = torch.tensor([1.0, -2.0, 3.0][:dims])  # whole shifts: odd and even offsets
+    check(x, s, padding, interp, per_axis(2, dims), per_axis(crop, dims), *TOL[dtype])
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])

@@ -41,28 +41,30 @@ inline Span dense_block(const ChannelTaps& taps, int64_t W) {
 using Double4 = Vec32<double>;
 using Float8 = Vec32<float>;
 
-// dots[r][t] += the lanes of lanes[r * KT + t], then the tail i in [tail, n) of g[i] * src[r][i + t].
-template <int KT, int RT, typename TA, typename TB>
+// dots[r][t] += the lanes of lanes[r * KT + t], then the tail i in [tail, n) of g[i] *
+// src[r][step * i + t].
+template <int KT, int RT, int ST, typename TA, typename TB>
 void add_lane_sums(const Double4* lanes, const TA* g, const TB* const* src, int64_t tail, int64_t n,
                    double* const* dots) {
   for (int r = 0; r < RT; ++r) {
     for (int t = 0; t < KT; ++t) {
       const Double4 a = lanes[r * KT + t];
       double sum = (a[0] + a[1]) + (a[2] + a[3]);
-      for (int64_t j = tail; j < n; ++j) sum += static_cast<double>(g[j]) * static_cast<double>(src[r][j + t]);
+      for (int64_t j = tail; j < n; ++j) sum += static_cast<double>(g[j]) * static_cast<double>(src[r][ST * j + t]);
       dots[r][t] += sum;
     }
   }
 }
 
-// dots[r][t] += sum_i g[i] * src[r][i + t] for i < n: every tap of every source row in one pass
-// over g when K and R are fixed at compile time. float: 8 float lanes over chunks of at most 64
-// elements, each chunk's lanes added into double lanes (fast, and accurate to ~1e-7 of a chunk);
-// double: double lanes. (Half types never get here: their planes are computed in float.) The
-// order is fixed: results are deterministic.
-template <int KT, int RT, typename TA, typename TB>
-void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, int64_t n, double* const* dots) {
-  if constexpr (KT > 0 && RT > 0 && std::is_same_v<TA, float> && std::is_same_v<TB, float>) {
+// dots[r][t] += sum_i g[i] * src[r][step * i + t] for i < n: every tap of every source row in
+// one pass over g when K, R and the step (1 or 2) are fixed at compile time. float: 8 float lanes
+// over chunks of at most 64 elements, each chunk's lanes added into double lanes (fast, and
+// accurate to ~1e-7 of a chunk); double: double lanes. (Half types never get here: their planes
+// are computed in float.) The order is fixed: results are deterministic.
+template <int KT, int RT, int ST, typename TA, typename TB>
+void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, int64_t n, int64_t step,
+                    double* const* dots) {
+  if constexpr (KT > 0 && RT > 0 && ST > 0 && std::is_same_v<TA, float> && std::is_same_v<TB, float>) {
     constexpr int64_t kChunk = 64;
     Double4 total[RT * KT] = {};
     const int64_t vector_end = n - n % 8;
@@ -72,7 +74,7 @@ void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, 
       for (int64_t k = i; k < stop; k += 8) {
         const Float8 gv = load_vec(g + k);
         for (int r = 0; r < RT; ++r)
-          for (int t = 0; t < KT; ++t) acc[r * KT + t] += gv * load_vec(src[r] + k + t);
+          for (int t = 0; t < KT; ++t) acc[r * KT + t] += gv * load_every<ST>(src[r] + ST * k + t);
       }
       for (int j = 0; j < RT * KT; ++j) {
         const Float8 a = acc[j];
@@ -80,19 +82,41 @@ void correlate_span(const TA* __restrict g, const TB* const* src, int K, int R, 
                     __builtin_convertvector(__builtin_shufflevector(a, a, 4, 5, 6, 7), Double4);
       }
     }
-    add_lane_sums<KT, RT>(total, g, src, vector_end, n, dots);
-  } else if constexpr (KT > 0 && RT > 0) {
+    add_lane_sums<KT, RT, ST>(total, g, src, vector_end, n, dots);
+  } else if constexpr (KT > 0 && RT > 0 && ST > 0 && std::is_same_v<TA, double> && std::is_same_v<TB, double>) {
     Double4 acc[RT * KT] = {};
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
       const Double4 gv = load_vec(g + i);
       for (int r = 0; r < RT; ++r)
-        for (int t = 0; t < KT; ++t) acc[r * KT + t] += gv * load_vec(src[r] + i + t);
+        for (int t = 0; t < KT; ++t) acc[r * KT + t] += gv * load_every<ST>(src[r] + ST * i + t);
     }
-    add_lane_sums<KT, RT>(acc, g, src, i, n, dots);
+    add_lane_sums<KT, RT, ST>(acc, g, src, i, n, dots);
   } else {
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < K; ++t) dots[r][t] += dot<double>(g, src[r] + t, n);
+      for (int t = 0; t < K; ++t) dots[r][t] += dot<double, ST>(g, src[r] + t, n, step);
+  }
+}
+
+// dots[t] += sum_x grad_out[x] * src[tap t of x] over one row (both contiguous): the per-tap
+// correlations from which the shift gradient is contracted (the weights are constant over a
+// channel). The interior in one pass for all taps (correlate_span: steps 1 and 2 in vectors),
+// then the edge positions from the tables.
+template <int KT, typename T>
+void correlate_row(const T* __restrict grad_out, const T* __restrict src, const ChannelTaps& taps, double* dots) {
+  const int K = KT > 0 ? KT : taps.kw;
+  const Span in = taps.inner;
+  const T* interior = src + taps.step_x * in.begin + taps.offset;
+  with_step<1, 2>(taps.step_x, [&](auto st) {
+    correlate_span<KT, 1, st()>(grad_out + in.begin, &interior, K, 1, in.end - in.begin, taps.step_x, &dots);
+  });
+  for (int t = 0; t < K; ++t) {
+    double sum = 0.0;
+    for (int64_t e = 0; e < taps.edges; ++e) {
+      const int64_t j = taps.edge_src[e * K + t];
+      if (j != kZeroTap) sum += static_cast<double>(grad_out[taps.edge_x[e]]) * static_cast<double>(src[j]);
+    }
+    dots[t] += sum;
   }
 }
 
@@ -121,7 +145,7 @@ void correlate_dense_block(const T* g_slice, const T* in_plane, int64_t in_strid
   const T* block_src[kMaxSupport * kMaxSupport];
   for (int r = 0; r < R; ++r) block_src[r] = src[r] + flat.begin;
   with_taps_and_rows(K, R, [&](auto kt, auto rt) {
-    correlate_span<kt(), rt()>(g_masked + flat.begin, block_src, K, R, flat.end - flat.begin, dots);
+    correlate_span<kt(), rt(), 1>(g_masked + flat.begin, block_src, K, R, flat.end - flat.begin, 1, dots);
   });
   for (int64_t e = 0; e < taps.edges; ++e) {
     const int64_t* js = taps.edge_src + e * K;
@@ -365,6 +389,32 @@ void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, co
   dense_to_plane(gin_f, grad_in_geom, gin);
 }
 
+// to[step * x + t] += w[t] * g[x] for x in `xs` and every tap t (contiguous rows, every tap
+// inside), the terms of an element in the order (x, t): where the taps of neighbouring x do not
+// overlap (K <= step: each element receives one term), tap by tap in vectors; otherwise x by x.
+template <int KT, int ST, typename T, typename A>
+void add_taps_dense(const T* __restrict g, T* __restrict to, const A* w, int K, int64_t step, Span xs) {
+  if constexpr (KT > 0) K = KT;
+  if constexpr (ST > 0) step = ST;
+  if (K <= step) {
+    for (int t = 0; t < K; ++t) {
+      const A wt = w[t];
+      T* __restrict tap = to + t;
+      int64_t x = xs.begin;
+      if constexpr (ST == 2 && std::is_same_v<T, A>) {  // (the compiler leaves step 2 scalar)
+        constexpr int64_t L = 32 / sizeof(A);
+        for (; x + L <= xs.end; x += L) add_every_other(tap + 2 * x, load_vec(g + x), wt);
+      }
+      for (; x < xs.end; ++x) tap[step * x] = static_cast<T>(static_cast<A>(tap[step * x]) + wt * static_cast<A>(g[x]));
+    }
+    return;
+  }
+  for (int64_t x = xs.begin; x < xs.end; ++x) {
+    const A value = static_cast<A>(g[x]);
+    for (int t = 0; t < K; ++t) to[step * x + t] = static_cast<T>(static_cast<A>(to[step * x + t]) + w[t] * value);
+  }
+}
+
 // The input gradient of plane (n, c) of a shift that samples (a stride or a crop), any strides:
 // zeroed, then every tap of every output adds w * grad_out to the input it read: at plain offsets
 // where all its taps read inside (the tap count fixed at compile time: a runtime count took ~40 %
@@ -376,12 +426,18 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
                    const at::opmath_type<T>* weights, Scratch&) {
   using A = at::opmath_type<T>;
   const int64_t xs = grad_in_geom.stride[2], gs = grad_geom.stride[2];
-  for (int64_t z = 0; z < grad_in_geom.size[0]; ++z)
-    for (int64_t y = 0; y < grad_in_geom.size[1]; ++y) {
-      T* row = gin + z * grad_in_geom.stride[0] + y * grad_in_geom.stride[1];
-      for (int64_t x = 0; x < grad_in_geom.size[2]; ++x) row[x * xs] = T(0);
-    }
+  if (dense_rows(grad_in_geom)) {  // (a memset per row cost more than the adds on 80x80 planes)
+    for (int64_t z = 0; z < grad_in_geom.size[0]; ++z)
+      std::fill_n(gin + z * grad_in_geom.stride[0], grad_in_geom.size[1] * grad_in_geom.size[2], T(0));
+  } else {
+    for (int64_t z = 0; z < grad_in_geom.size[0]; ++z)
+      for (int64_t y = 0; y < grad_in_geom.size[1]; ++y) {
+        T* row = gin + z * grad_in_geom.stride[0] + y * grad_in_geom.stride[1];
+        for (int64_t x = 0; x < grad_in_geom.size[2]; ++x) row[x * xs] = T(0);
+      }
+  }
   const int K = taps.kw;
+  const bool dense = xs == 1 && gs == 1;
   for (int64_t z = 0; z < grad_geom.size[0]; ++z) {
     for (int64_t y = 0; y < grad_geom.size[1]; ++y) {
       const T* g_row = g + z * grad_geom.stride[0] + y * grad_geom.stride[1];
@@ -396,12 +452,19 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
         };
         for (int64_t x = 0; x < taps.inner.begin; ++x) edge_pixel(x);
         with_taps(K, [&](auto kt) {  // every tap inside: plain offsets
-          const int k = kt() > 0 ? kt() : K;
-          for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x) {
-            const A value = static_cast<A>(g_row[x * gs]);
-            T* to = gin_row + (taps.step_x * x + taps.offset) * xs;
-            for (int t = 0; t < k; ++t) to[t * xs] = static_cast<T>(static_cast<A>(to[t * xs]) + w[t] * value);
-          }
+          with_step<1, 2>(taps.step_x, [&](auto st) {
+            if (dense) {
+              add_taps_dense<kt(), st()>(g_row, gin_row + taps.offset, w, K, taps.step_x, taps.inner);
+              return;
+            }
+            const int k = kt() > 0 ? kt() : K;
+            const int64_t step = st() > 0 ? st() : taps.step_x;
+            for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x) {
+              const A value = static_cast<A>(g_row[x * gs]);
+              T* to = gin_row + (step * x + taps.offset) * xs;
+              for (int t = 0; t < k; ++t) to[t * xs] = static_cast<T>(static_cast<A>(to[t * xs]) + w[t] * value);
+            }
+          });
         });
         for (int64_t x = taps.inner.end; x < grad_geom.size[2]; ++x) edge_pixel(x);
       });

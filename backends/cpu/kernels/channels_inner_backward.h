@@ -97,7 +97,7 @@ void backward_items_channels_inner(const T* g_data, const T* in_data, T* gin_dat
           g = g_copy.data();
         }
         with_taps_and_rows(K, R, [&](auto kt, auto rt) {
-          with_step(step_x, [&](auto st) {
+          with_step<1>(step_x, [&](auto st) {
             correlate_gathered<kt(), rt(), st()>(g, rows, K, R, C, W, step_x, corr + n * C * taps);
           });
         });

@@ -197,7 +197,7 @@ class ChannelsInnerForward {
     const A* rows[kMaxSupport * kMaxSupport];
     for (int r = 0; r < R; ++r) rows[r] = several_->row(r);
     with_taps_and_rows(K_, R, [&](auto kt, auto rt) {
-      with_step(step_x_, [&](auto st) {
+      with_step<1>(step_x_, [&](auto st) {
         filter_gathered<kt(), rt(), st()>(rows, weights_.data(), K_, R, in_geom_.channels, out_geom_.size[2], step_x_,
                                           out_row, out_geom_.stride[2], out_geom_.stride_c);
       });

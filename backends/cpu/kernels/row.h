@@ -8,6 +8,7 @@
 #pragma once
 #include "backends/cpu/kernels/dependencies.h"
 #include "backends/cpu/kernels/tap_counts.h"
+#include "backends/cpu/kernels/vector.h"
 
 namespace shiftzoo::cpu {
 namespace {
@@ -30,7 +31,8 @@ void fill_edges(const T* __restrict src, T* __restrict dst, const ChannelTaps& t
   }
 }
 
-// dst[x] = src[step_x * x + offset] (one block copy for step 1) plus the edge fill.
+// dst[x] = src[step_x * x + offset] (one block copy for step 1, vectors of every other element
+// for step 2) plus the edge fill.
 template <typename T>
 void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps& taps) {
   const Span in = taps.inner;
@@ -38,7 +40,18 @@ void copy_row(const T* __restrict src, T* __restrict dst, const ChannelTaps& tap
     if (in.end > in.begin) std::memcpy(dst + in.begin, src + in.begin + taps.offset, (in.end - in.begin) * sizeof(T));
   } else {
     const T* from = src + taps.offset;
-    for (int64_t x = in.begin; x < in.end; ++x) dst[x] = from[taps.step_x * x];
+    with_step<2>(taps.step_x, [&](auto st) {
+      const int64_t step = st() > 0 ? st() : taps.step_x;
+      int64_t x = in.begin;
+      if constexpr (st() == 2 && (std::is_same_v<T, float> || std::is_same_v<T, double>)) {
+        constexpr int64_t L = 32 / sizeof(T);
+        for (; x + L <= in.end; x += L) {
+          const auto v = load_every<2>(from + 2 * x);
+          std::memcpy(dst + x, &v, sizeof(v));
+        }
+      }
+      for (; x < in.end; ++x) dst[x] = from[step * x];
+    });
   }
   fill_edges(src, dst, taps);
 }
@@ -92,7 +105,7 @@ void filter_rows(const T* const* rows, const A* const* w, int R, T* out, const C
   const T* moved[kMaxSupport * kMaxSupport];
   for (int r = 0; r < R; ++r) moved[r] = rows[r] + taps.offset;
   with_taps_and_rows(taps.kw, R, [&](auto kt, auto rt) {
-    with_step(taps.step_x, [&](auto st) {
+    with_step<1, 2>(taps.step_x, [&](auto st) {
       filter_span<kt(), rt(), st()>(moved, w, taps.kw, R, out, taps.inner.begin, taps.inner.end, taps.step_x);
     });
   });
@@ -114,28 +127,6 @@ A dot(const TA* __restrict a, const TB* __restrict b, int64_t n, int64_t step = 
   for (; x < n; ++x) sum += static_cast<A>(a[x]) * static_cast<A>(b[step * x]);
   for (int l = 0; l < kLanes; ++l) sum += lane[l];
   return sum;
-}
-
-// dots[t] += sum_x grad_out[x] * src[tap t of x]: the per-tap correlations from which the shift
-// gradient is contracted (the weights are constant over a channel).
-// (Accumulated in double whatever the dtype: they are sums over whole planes.)
-template <int KT, typename T>
-void correlate_row(const T* __restrict grad_out, const T* __restrict src,
-                   const ChannelTaps& taps, double* dots) {
-  const int K = KT > 0 ? KT : taps.kw;
-  const Span in = taps.inner;
-  for (int t = 0; t < K; ++t) {
-    double sum = 0.0;
-    with_step(taps.step_x, [&](auto st) {
-      sum = dot<double, st()>(grad_out + in.begin, src + taps.step_x * in.begin + taps.offset + t, in.end - in.begin,
-                              taps.step_x);
-    });
-    for (int64_t e = 0; e < taps.edges; ++e) {
-      const int64_t j = taps.edge_src[e * K + t];
-      if (j != kZeroTap) sum += static_cast<double>(grad_out[taps.edge_x[e]]) * static_cast<double>(src[j]);
-    }
-    dots[t] += sum;
-  }
 }
 
 }  // namespace

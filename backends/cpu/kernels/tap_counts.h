@@ -40,12 +40,14 @@ void with_combinations(int count, F&& f) {
   with_count<2, 4, 8>(count, f);
 }
 
-// Calls f(Int<1>) for a unit sampling step, so that unit-step loops stay plain stride-1 loops,
-// and f(Int<0>) (a runtime step) otherwise.
-template <class F>
+// Calls f(Int<S>) with the sampling step fixed at compile time where it is one of Fixed, f(Int<0>)
+// (a runtime step) otherwise. Every kernel fixes 1, so that unit-step loops stay plain stride-1
+// loops; the row kernels of planes also fix 2, the commonest stride (their vectors then take every
+// other element: load_every, add_every_other).
+template <int... Fixed, class F>
 void with_step(int64_t step, F&& f) {
-  if (step == 1) return f(Int<1>{});
-  return f(Int<0>{});
+  const bool fixed = ((step == Fixed ? (f(Int<Fixed>{}), true) : false) || ...);
+  if (!fixed) f(Int<0>{});
 }
 
 }  // namespace

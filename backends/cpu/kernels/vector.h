@@ -25,6 +25,46 @@ Vec32<A> load_vec(const A* p) {
   return v;
 }
 
+// Lanes p[0], p[S], p[2 * S], ... of a float or double vector: a plain load for S = 1; for S = 2
+// two loads, the even lanes kept (the second load ends at the last lane's element: nothing past
+// it is read).
+template <int S, typename A>
+Vec32<A> load_every(const A* p) {
+  static_assert(S == 1 || S == 2, "steps 1 and 2");
+  if constexpr (S == 1) {
+    return load_vec(p);
+  } else {
+    constexpr int L = 32 / sizeof(A);
+    const Vec32<A> low = load_vec(p), high = load_vec(p + L - 1);  // p[0, L), p[L - 1, 2L - 1)
+    if constexpr (L == 8) return __builtin_shufflevector(low, high, 0, 2, 4, 6, 9, 11, 13, 15);
+    else return __builtin_shufflevector(low, high, 0, 2, 5, 7);
+  }
+}
+
+// p[2 * i] += w * v[i] for the L lanes of v (float or double), in the form the scalar kernels
+// write it (so that the compiler contracts both alike), the odd elements between written back as
+// they were (a blend: their bits stay), nothing past p[2L - 2] touched: the two loads of
+// load_every<2>, stored back in the same places.
+template <typename A>
+void add_every_other(A* p, const Vec32<A>& v, A w) {
+  constexpr int L = 32 / sizeof(A);
+  const Vec32<A> low = load_vec(p), high = load_vec(p + L - 1);  // high's even lanes hold odd elements
+  Vec32<A> low_out, high_out;
+  if constexpr (L == 8) {
+    const Vec32<A> low_sum = low + w * __builtin_shufflevector(v, v, 0, 0, 1, 1, 2, 2, 3, 3);
+    const Vec32<A> high_sum = high + w * __builtin_shufflevector(v, v, 4, 4, 5, 5, 6, 6, 7, 7);
+    low_out = __builtin_shufflevector(low_sum, low, 0, 9, 2, 11, 4, 13, 6, 15);
+    high_out = __builtin_shufflevector(high, high_sum, 0, 9, 2, 11, 4, 13, 6, 15);
+  } else {
+    const Vec32<A> low_sum = low + w * __builtin_shufflevector(v, v, 0, 0, 1, 1);
+    const Vec32<A> high_sum = high + w * __builtin_shufflevector(v, v, 2, 2, 3, 3);
+    low_out = __builtin_shufflevector(low_sum, low, 0, 5, 2, 7);
+    high_out = __builtin_shufflevector(high, high_sum, 0, 5, 2, 7);
+  }
+  std::memcpy(p, &low_out, sizeof(low_out));
+  std::memcpy(p + L - 1, &high_out, sizeof(high_out));  // its lane 0, p[L - 1], as low_out left it
+}
+
 // 32 bytes as lanes of unsigned integers as wide as an element.
 template <size_t ElementBytes>
 struct VectorBits;
