@@ -1,7 +1,7 @@
 """Speed of a converted network's shift layers one by one, each against the depthwise convolution
 it replaced, on that layer's own input: where a network figure of bench_models.py comes from.
 
-    python benchmarks/bench_layers.py                          # MobileNetV2's SSL layers: ~2 min (both conditions)
+    python benchmarks/bench_layers.py                          # MobileNetV2's SSL layers: under a minute (both conditions)
     python benchmarks/bench_layers.py --layer grouped --formats channels_last --json out.json
 
 The network is torchvision's (``pip install torch==2.14.1 torchvision==0.29.1``), its depthwise
