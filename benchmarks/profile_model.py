@@ -9,6 +9,9 @@ Variants are bench_models.py's (``sparse``, ``grouped``, ``shift``, each optiona
 or ``+inference+permuted``). Times are per forward (inference) or per train step, averaged over
 ``--steps`` profiled steps after a warm-up; run it under ``MALLOC_MMAP_MAX_=0
 MALLOC_TRIM_THRESHOLD_=100000000000`` to leave page faults out, as the benchmarks' second condition.
+The two networks are profiled one after the other, not interleaved: on a shared machine an
+operator both run (BatchNorm, ReLU6) can read 5-10 % apart from drift alone, so compare the
+operators only one of them runs, and take the ratios from bench_models.py.
 """
 from __future__ import annotations
 
