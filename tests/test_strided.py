@@ -105,6 +105,20 @@ def test_stride_two_rows_long_enough_for_vectors(dims, padding, interp, dtype, c
     check(x, s, padding, interp, per_axis(2, dims), per_axis(crop, dims), *TOL[dtype])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("kept", [3, 7, 8, 15, 19])
+def test_stride_two_rows_that_end_their_tensors(dtype, kept):
+    """Stride 2 where the last kept input element is the input's last element and the last output
+    row ends the output (a vector short of, at, or past a whole vector): the row kernels' vector
+    loops stop at the interior's end. Under tools/sanitize.sh nothing may be read or written past
+    either tensor."""
+    x = make_input((1, 2, 61, 2 * kept - 1), dtype, "contiguous", seed=13)  # past the small-plane paths
+    s = torch.zeros(2, 2, dtype=F64)
+    s[1] = torch.tensor([0.25, -0.4])  # fractional: the shift gradient's taps reach past the row
+    check(x, s, "zeros", "nearest", [2, 2], [0, 0], *TOL[dtype])
+    check(x, s, "reflect", "linear", [2, 2], [0, 0], *TOL[dtype])
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("interp", ["nearest", "linear", "cubic"])
