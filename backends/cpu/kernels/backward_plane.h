@@ -389,29 +389,28 @@ void add_padding_term_in_float(const T* g, T* gin, const Geometry& grad_geom, co
   dense_to_plane(gin_f, grad_in_geom, gin);
 }
 
-// to[step * x + t] += w[t] * g[x] for x in `xs` and every tap t (contiguous rows, every tap
-// inside), the terms of an element in the order (x, t): where the taps of neighbouring x do not
-// overlap (K <= step: each element receives one term), tap by tap in vectors; otherwise x by x.
+// to[(step * x + t) * xs] += w[t] * g[x * gs] for x in `span` and every tap t (all inside: plain
+// offsets), each element's terms in the order (x, t). Stride 2 on contiguous rows whose taps do
+// not overlap from one x to the next (K <= 2: an element receives one term, so any order is that
+// order) goes tap by tap a vector at a time (the compiler leaves it scalar); the rest x by x.
 template <int KT, int ST, typename T, typename A>
-void add_taps_dense(const T* __restrict g, T* __restrict to, const A* w, int K, int64_t step, Span xs) {
+void add_taps_at_offsets(const T* g, int64_t gs, T* to, int64_t xs, const A* w, int K, int64_t step, Span span) {
   if constexpr (KT > 0) K = KT;
   if constexpr (ST > 0) step = ST;
-  if (K <= step) {
-    for (int t = 0; t < K; ++t) {
-      const A wt = w[t];
-      T* __restrict tap = to + t;
-      int64_t x = xs.begin;
-      if constexpr (ST == 2 && std::is_same_v<T, A>) {  // (the compiler leaves step 2 scalar)
-        constexpr int64_t L = 32 / sizeof(A);
-        for (; x + L <= xs.end; x += L) add_every_other(tap + 2 * x, load_vec(g + x), wt);
-      }
-      for (; x < xs.end; ++x) tap[step * x] = static_cast<T>(static_cast<A>(tap[step * x]) + wt * static_cast<A>(g[x]));
+  int64_t x = span.begin;
+  if constexpr (ST == 2 && std::is_same_v<T, A>) {
+    if (K <= 2 && xs == 1 && gs == 1) {
+      constexpr int64_t L = 32 / sizeof(A);
+      const int64_t vector_end = span.begin + std::max<int64_t>(span.end - span.begin, 0) / L * L;
+      for (int t = 0; t < K; ++t)
+        for (int64_t v = span.begin; v < vector_end; v += L) add_every_other(to + 2 * v + t, load_vec(g + v), w[t]);
+      x = vector_end;
     }
-    return;
   }
-  for (int64_t x = xs.begin; x < xs.end; ++x) {
-    const A value = static_cast<A>(g[x]);
-    for (int t = 0; t < K; ++t) to[step * x + t] = static_cast<T>(static_cast<A>(to[step * x + t]) + w[t] * value);
+  for (; x < span.end; ++x) {
+    const A value = static_cast<A>(g[x * gs]);
+    T* at = to + step * x * xs;
+    for (int t = 0; t < K; ++t) at[t * xs] = static_cast<T>(static_cast<A>(at[t * xs]) + w[t] * value);
   }
 }
 
@@ -437,7 +436,6 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
       }
   }
   const int K = taps.kw;
-  const bool dense = xs == 1 && gs == 1;
   for (int64_t z = 0; z < grad_geom.size[0]; ++z) {
     for (int64_t y = 0; y < grad_geom.size[1]; ++y) {
       const T* g_row = g + z * grad_geom.stride[0] + y * grad_geom.stride[1];
@@ -453,17 +451,7 @@ void scatter_plane(const T* g, T* gin, const Geometry& grad_geom, const Geometry
         for (int64_t x = 0; x < taps.inner.begin; ++x) edge_pixel(x);
         with_taps(K, [&](auto kt) {  // every tap inside: plain offsets
           with_step<1, 2>(taps.step_x, [&](auto st) {
-            if (dense) {
-              add_taps_dense<kt(), st()>(g_row, gin_row + taps.offset, w, K, taps.step_x, taps.inner);
-              return;
-            }
-            const int k = kt() > 0 ? kt() : K;
-            const int64_t step = st() > 0 ? st() : taps.step_x;
-            for (int64_t x = taps.inner.begin; x < taps.inner.end; ++x) {
-              const A value = static_cast<A>(g_row[x * gs]);
-              T* to = gin_row + (step * x + taps.offset) * xs;
-              for (int t = 0; t < k; ++t) to[t * xs] = static_cast<T>(static_cast<A>(to[t * xs]) + w[t] * value);
-            }
+            add_taps_at_offsets<kt(), st()>(g_row, gs, gin_row + taps.offset * xs, xs, w, K, taps.step_x, taps.inner);
           });
         });
         for (int64_t x = taps.inner.end; x < grad_geom.size[2]; ++x) edge_pixel(x);
