@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from helpers import F64, PADDINGS, gen
+from shiftzoo import reference
 from shiftzoo.functional import shift
 
 SHAPES = {1: (2, 3, 6), 2: (1, 3, 4, 5), 3: (1, 2, 3, 4, 3)}
@@ -170,3 +171,34 @@ def test_ssl_gradients_do_not_depend_on_which_are_asked_for(size, padding, layou
     (gs_alone,) = grads(False, True)
     assert torch.equal(gx, gx_alone) and torch.equal(gs, gs_alone)
     assert gx.abs().sum() > 0 and gs.abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+@pytest.mark.parametrize("interp, grad_interp", [("nearest", "linear"), ("linear", "linear"), ("quadratic", "quadratic"),
+                                                 ("cubic", "cubic")])
+@pytest.mark.parametrize("shape", [(3, 10, 9, 9), (3, 10, 4, 16), (2, 6, 3, 5, 6)], ids=lambda s: "x".join(map(str, s)))
+def test_small_plane_gradients_match_the_reference(shape, interp, grad_interp, padding, dtype):
+    """Planes of at most 256 elements correlate by their classes' translations, every tap
+    combination's products summed in its own vector lanes and the lanes summed by a transpose, four
+    combinations at a time, the rest one by one (2D linear: 4 combinations, 3D linear: 8, 2D
+    quadratic: 9, 2D cubic: 16), then each tap's fixes (reflect's mapped taps). Planes of 8 to 12
+    vectors of floats, so that every lane holds products: both gradients against the float64
+    reference."""
+    dims = len(shape) - 2
+    x = torch.randn(shape, dtype=dtype, generator=gen(100 + dims))
+    g = torch.randn(shape, dtype=dtype, generator=gen(110 + dims))
+    s = torch.rand(shape[1], dims, dtype=F64, generator=gen(120 + dims)) * 5 - 2.5
+    # The last plane's taps read half a pixel ahead on every axis: its translations start at the
+    # plane and up to a row and more after it. On 4x16 planes (whole vectors: the upstream
+    # gradient's last plane ends its tensor exactly) only the input's extent tells that the
+    # translations' whole vectors would read past its end, so they go lane by lane
+    # (tools/sanitize.sh checks that nothing is read past it).
+    s[-1] = -0.5
+    got = torch.autograd.grad(shift(x.requires_grad_(), s.requires_grad_(), padding, interp, grad_interp), (x, s), g)
+    x64, s64 = x.detach().to(F64).requires_grad_(), s.detach().clone().requires_grad_()
+    want = torch.autograd.grad(reference.shift(x64, s64, padding, interp, grad_interp), (x64, s64), g.to(F64))
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(got[0].to(F64), want[0], atol=tol, rtol=tol)
+    torch.testing.assert_close(got[1], want[1], atol=tol * (1 + want[1].abs().max().item()), rtol=tol)
+    assert want[1].abs().sum() > 0

@@ -178,15 +178,34 @@ class SmallPlaneTables {
       p.fix_out = fix_out_.data() + fix_start[q];
       p.fix_in = fix_in_.data() + fix_start[q];
     }
+    reach_.resize(taps.classes());
+    for (int64_t k = 0; k < taps.classes(); ++k) {
+      ClassReach& r = reach_[k];
+      r.low = r.high = planes_[k * taps_].shift;
+      for (int64_t q = k * taps_; q < (k + 1) * taps_; ++q) {
+        r.low = std::min(r.low, planes_[q].shift);
+        r.high = std::max(r.high, planes_[q].shift);
+        r.fixes = r.fixes || planes_[q].fixes > 0;
+      }
+    }
   }
+
+  // What the translations of one reading class read, for checks made once per plane rather than
+  // per tap: their lowest and highest shifts, and whether any has fixes.
+  struct ClassReach {
+    int64_t low = 0, high = 0;
+    bool fixes = false;
+  };
 
   bool empty() const { return planes_.empty(); }
   // The translations of reading class k, one per tap combination.
   const PlaneTranslation<T>* operator[](int64_t k) const { return planes_.data() + k * taps_; }
+  const ClassReach& reach(int64_t k) const { return reach_[k]; }
 
  private:
   int64_t taps_ = 0;
   std::vector<PlaneTranslation<T>> planes_;  // [class][tap combination]
+  std::vector<ClassReach> reach_;            // [class]
   std::vector<KeepMask<T>> keep_;
   std::vector<int32_t> fix_out_, fix_in_;
 };

@@ -189,34 +189,42 @@ void correlate_plane(const T* g_plane, const T* in_plane, const Geometry& grad_g
   }
 }
 
-// A vector's lanes as 4 doubles (float lanes widened in two halves and added pairwise).
-template <typename A>
-Double4 widen_lanes(const Vec32<A>& lanes) {
-  if constexpr (std::is_same_v<A, float>) {
-    return __builtin_convertvector(__builtin_shufflevector(lanes, lanes, 0, 1, 2, 3), Double4) +
-           __builtin_convertvector(__builtin_shufflevector(lanes, lanes, 4, 5, 6, 7), Double4);
-  } else {
-    return lanes;
-  }
-}
-
-// sums[q] = the sum of lanes[q]'s lanes in double, q < n: four vectors at a time by a transpose
-// (one vector of their four sums), the rest one by one; either way ((l0 + l1) + (l2 + l3)) of
-// the widened lanes.
+// sums[q] = the sum of lanes[q]'s lanes, q < n, four vectors at a time by a transpose (one
+// vector of their four sums), the rest one by one. double: ((l0 + l1) + (l2 + l3)). float (a
+// small plane's lanes, each the sum of at most kSmallPlane / 8 products): the lanes of each half
+// added in float, ((l0 + l2) + (l1 + l3)) and ((l4 + l6) + (l5 + l7)), by in-lane shuffles
+// (widening every vector first cost more than the plane's products), then the halves in double.
 template <typename A>
 [[gnu::always_inline]] inline void lane_sums(const Vec32<A>* lanes, int n, double* sums) {
   int q = 0;
   for (; q + 4 <= n; q += 4) {
-    const Double4 a = widen_lanes<A>(lanes[q]), b = widen_lanes<A>(lanes[q + 1]), c = widen_lanes<A>(lanes[q + 2]),
-                  d = widen_lanes<A>(lanes[q + 3]);
-    const Double4 ab = __builtin_shufflevector(a, b, 0, 4, 2, 6) + __builtin_shufflevector(a, b, 1, 5, 3, 7);
-    const Double4 cd = __builtin_shufflevector(c, d, 0, 4, 2, 6) + __builtin_shufflevector(c, d, 1, 5, 3, 7);
-    const Double4 total = __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+    const Vec32<A> &a = lanes[q], &b = lanes[q + 1], &c = lanes[q + 2], &d = lanes[q + 3];
+    Double4 total;
+    if constexpr (std::is_same_v<A, float>) {
+      // ab = [a0+a2, b0+b2, a1+a3, b1+b3, a4+a6, b4+b6, a5+a7, b5+b7] (unpack low + unpack high)
+      const Float8 ab = __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13) +
+                        __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15);
+      const Float8 cd = __builtin_shufflevector(c, d, 0, 8, 1, 9, 4, 12, 5, 13) +
+                        __builtin_shufflevector(c, d, 2, 10, 3, 11, 6, 14, 7, 15);
+      // halves = [a0..3, b0..3, c0..3, d0..3, a4..7, b4..7, c4..7, d4..7]
+      const Float8 halves = __builtin_shufflevector(ab, cd, 0, 1, 8, 9, 4, 5, 12, 13) +
+                            __builtin_shufflevector(ab, cd, 2, 3, 10, 11, 6, 7, 14, 15);
+      total = __builtin_convertvector(__builtin_shufflevector(halves, halves, 0, 1, 2, 3), Double4) +
+              __builtin_convertvector(__builtin_shufflevector(halves, halves, 4, 5, 6, 7), Double4);
+    } else {
+      const Double4 ab = __builtin_shufflevector(a, b, 0, 4, 2, 6) + __builtin_shufflevector(a, b, 1, 5, 3, 7);
+      const Double4 cd = __builtin_shufflevector(c, d, 0, 4, 2, 6) + __builtin_shufflevector(c, d, 1, 5, 3, 7);
+      total = __builtin_shufflevector(ab, cd, 0, 1, 4, 5) + __builtin_shufflevector(ab, cd, 2, 3, 6, 7);
+    }
     std::memcpy(sums + q, &total, sizeof(total));
   }
   for (; q < n; ++q) {
-    const Double4 w = widen_lanes<A>(lanes[q]);
-    sums[q] = (w[0] + w[1]) + (w[2] + w[3]);
+    const Vec32<A>& l = lanes[q];
+    if constexpr (std::is_same_v<A, float>) {
+      sums[q] = static_cast<double>((l[0] + l[2]) + (l[1] + l[3])) + static_cast<double>((l[4] + l[6]) + (l[5] + l[7]));
+    } else {
+      sums[q] = (l[0] + l[1]) + (l[2] + l[3]);
+    }
   }
 }
 
@@ -224,13 +232,13 @@ template <typename A>
 // pass: whole vectors over the plane's padded length (keep is zero past the plane), grad_out
 // loaded once per vector, each combination's products masked as bits (what a masked position
 // reads never enters the sum, NaN included) and summed in its own vector lanes, then in double,
-// then its fixes. Q: the count, 0 for a runtime count. Bounded: the planes at the tensors' ends,
-// whose vectors would read past them (grad, input: the extents), load lane by lane, zero outside
-// (masked anyway): the same operations in the same order, so a plane's sums do not depend on
-// where its tensor lies.
+// then its fixes (`fixes`: whether any combination has some). Q: the count, 0 for a runtime
+// count. Bounded: the planes at the tensors' ends, whose vectors would read past them (grad,
+// input: the extents), load lane by lane, zero outside (masked anyway): the same operations in
+// the same order, so a plane's sums do not depend on where its tensor lies.
 template <int Q, bool Bounded, typename A>
-void correlate_translations(const A* g, const A* in, const PlaneTranslation<A>* taps, int count, double* corr,
-                            const InputExtent<A>& grad, const InputExtent<A>& input) {
+void correlate_translations(const A* g, const A* in, const PlaneTranslation<A>* taps, int count, bool fixes,
+                            double* corr, const InputExtent<A>& grad, const InputExtent<A>& input) {
   using Bits = typename VectorBits<sizeof(A)>::type;
   constexpr int64_t L = 32 / sizeof(A);
   auto load = [](const InputExtent<A>& extent, const A* p) {
@@ -262,30 +270,32 @@ void correlate_translations(const A* g, const A* in, const PlaneTranslation<A>* 
   }
   double sums[Q > 0 ? Q : kSmallPlaneTaps];
   lane_sums<A>(lanes, n, sums);
-  for (int q = 0; q < n; ++q) {
-    const PlaneTranslation<A>& t = taps[q];
-    for (int64_t f = 0; f < t.fixes; ++f) sums[q] += static_cast<double>(g[t.fix_out[f]] * in[t.fix_in[f]]);
-    corr[q] += sums[q];
+  if (fixes) {
+    for (int q = 0; q < n; ++q) {
+      const PlaneTranslation<A>& t = taps[q];
+      for (int64_t f = 0; f < t.fixes; ++f) sums[q] += static_cast<double>(g[t.fix_out[f]] * in[t.fix_in[f]]);
+    }
   }
+  for (int q = 0; q < n; ++q) corr[q] += sums[q];
 }
 
 // The tap correlations of a small dense plane, by its reading class's translations
-// (small_planes.h), added into plane_corr: per tap combination, grad_out times the translated
-// input where the tap reads it, summed in double, then the taps that read elsewhere (float and
-// double: correlate_translations; half types in float, element by element over each
-// translation's range). The order is fixed: results are deterministic.
-template <typename T>
+// (small_planes.h: `taps`, and `reach`, what they read together), added into plane_corr: per tap
+// combination, grad_out times the translated input where the tap reads it, summed in double, then
+// the taps that read elsewhere (float and double: correlate_translations, Q combinations, 0 for a
+// runtime count; half types in float, element by element over each translation's range). The
+// order is fixed: results are deterministic.
+template <int Q, typename T, typename Reach>
 void correlate_translated_plane(const T* g_plane, const T* in_plane, const PlaneTranslation<T>* taps, int count,
-                                double* plane_corr, const InputExtent<T>& grad, const InputExtent<T>& input) {
+                                const Reach& reach, double* plane_corr, const InputExtent<T>& grad,
+                                const InputExtent<T>& input) {
   using A = at::opmath_type<T>;
   if constexpr (std::is_same_v<T, A>) {
     const int64_t padded = taps[0].padded_numel();
-    bool inside = grad.holds(g_plane, 0, padded);
-    for (int q = 0; inside && q < count; ++q) inside = input.holds(in_plane, taps[q].shift, padded);
-    return with_combinations(count, [&](auto q) {
-      if (inside) return correlate_translations<q(), false>(g_plane, in_plane, taps, count, plane_corr, grad, input);
-      correlate_translations<q(), true>(g_plane, in_plane, taps, count, plane_corr, grad, input);
-    });
+    // every translation's vectors inside both tensors: from the lowest shift to the highest's end
+    if (grad.holds(g_plane, 0, padded) && input.holds(in_plane, reach.low, reach.high - reach.low + padded))
+      return correlate_translations<Q, false>(g_plane, in_plane, taps, count, reach.fixes, plane_corr, grad, input);
+    return correlate_translations<Q, true>(g_plane, in_plane, taps, count, reach.fixes, plane_corr, grad, input);
   }
   for (int q = 0; q < count; ++q) {
     const PlaneTranslation<T>& t = taps[q];
@@ -303,7 +313,7 @@ void correlate_translated_plane(const T* g_plane, const T* in_plane, const Plane
 // classes' translations: each plane's tap correlations, after its input gradient (a masked copy
 // of grad_out's plane, translate_plane) where `input_grad` is given, so that grad_out's plane
 // comes from memory once for both. The loop over planes lives beside the kernels it inlines, as
-// translate_planes' does.
+// translate_planes' does, inside the one dispatch on the combination count (float and double).
 template <typename T>
 void backward_translated_planes(const T* grad, const T* in, T* grad_in, const Geometry& grad_geom,
                                 const Geometry& in_geom, const Geometry& grad_in_geom,
@@ -312,16 +322,21 @@ void backward_translated_planes(const T* grad, const T* in, T* grad_in, const Ge
                                 double* corr, int64_t begin, int64_t end) {
   // what the translations may read past a plane's edges: grad_out and the input
   const InputExtent<T> grad_extent(grad, grad_geom), in_extent(in, in_geom);
-  for_planes(begin, end, grad_geom.channels, [&](int64_t n, int64_t c) {
-    const T* g_plane = grad + n * grad_geom.stride_n + c * grad_geom.stride_c;
-    if (input_grad) {
-      translate_plane(g_plane, grad_in + n * grad_in_geom.stride_n + c * grad_in_geom.stride_c,
-                      *(*input_grad)[input_grad_class[c]], grad_extent);
-    }
-    correlate_translated_plane(g_plane, in + n * in_geom.stride_n + c * in_geom.stride_c,
-                               correlate[correlate_class[c]], count, corr + (n * grad_geom.channels + c) * count,
-                               grad_extent, in_extent);
-  });
+  auto planes = [&](auto q) {
+    for_planes(begin, end, grad_geom.channels, [&](int64_t n, int64_t c) {
+      const T* g_plane = grad + n * grad_geom.stride_n + c * grad_geom.stride_c;
+      if (input_grad) {
+        translate_plane(g_plane, grad_in + n * grad_in_geom.stride_n + c * grad_in_geom.stride_c,
+                        *(*input_grad)[input_grad_class[c]], grad_extent);
+      }
+      const int32_t k = correlate_class[c];
+      correlate_translated_plane<q()>(g_plane, in + n * in_geom.stride_n + c * in_geom.stride_c, correlate[k], count,
+                                      correlate.reach(k), corr + (n * grad_geom.channels + c) * count, grad_extent,
+                                      in_extent);
+    });
+  };
+  if constexpr (std::is_same_v<T, at::opmath_type<T>>) return with_combinations(count, planes);
+  planes(Int<0>{});
 }
 
 // The tap correlations of one plane of a half type (float16, bfloat16): both planes in float,
