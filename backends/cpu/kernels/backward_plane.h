@@ -335,8 +335,11 @@ void backward_translated_planes(const T* grad, const T* in, T* grad_in, const Ge
                                       in_extent);
     });
   };
-  if constexpr (std::is_same_v<T, at::opmath_type<T>>) return with_combinations(count, planes);
-  planes(Int<0>{});
+  if constexpr (std::is_same_v<T, at::opmath_type<T>>) {
+    with_combinations(count, planes);
+  } else {
+    planes(Int<0>{});  // half types: element by element, in float
+  }
 }
 
 // The tap correlations of one plane of a half type (float16, bfloat16): both planes in float,
